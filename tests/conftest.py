@@ -1,0 +1,29 @@
+"""Shared fixtures: a tiny config on the embedded digits, so training tests take seconds."""
+import pytest
+
+from vae_jax import configuration
+
+
+def tiny_config(prior: str = "realnvp"):
+  config = configuration.base_config()
+  config.data.name = "digits"
+  config.data.test_binarizations = 1
+  config.model.latent_dim = 4
+  config.model.hidden_units = (32,)
+  config.model.prior = prior
+  config.model.flow_depth = 2
+  config.model.coupling_hidden = 16
+  config.train.num_epochs = 3
+  config.train.batch_size = 64
+  config.train.log_every_steps = 10
+  config.train.checkpoint_every_steps = 20
+  config.eval.num_samples = 20
+  config.eval.sample_chunk = 10
+  config.eval.batch_size = 300
+  config.eval.num_images = 8
+  return config
+
+
+@pytest.fixture
+def config():
+  return tiny_config()

@@ -1,0 +1,128 @@
+"""The complete set of config keys, with defaults from Xu et al. (2020), and their checks.
+
+Files under `configs/` start from `base_config()` and override. The returned ConfigDict is
+locked: a misspelt key fails at once and the error lists the keys that exist.
+"""
+import json
+
+import ml_collections
+
+from vae_jax.models.factory import ARCHITECTURES, PRIORS
+
+# Paper schedule (Appendix B.3): 2,400 epochs; lr 1e-3, 1e-4, 1e-5 for 800 epochs each; KL warm-up
+# over the first 100. Expressed as fractions of training so a shorter run keeps the same shape.
+PAPER_EPOCHS = 2400
+
+
+def base_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict(dict(
+      name="digits",  # digits | mnist | fashion_mnist | static_mnist | omniglot | cifar10
+      source="auto",  # auto | local | tfds | embedded
+      data_dir="",  # '' -> $VAE_JAX_DATA_DIR
+      tfds_data_dir="",
+      tfds_manual_dir="",
+      validation=False,  # hold out a validation split (50k/10k on MNIST, B.1)
+      split_seed=0,
+      test_binarizations=10,  # B.1: each dynamic test image binarized 10 times
+      binarization_seed=0,
+  ))
+
+  config.model = ml_collections.ConfigDict(dict(
+      architecture="dense",
+      latent_dim=40,  # B.2: 40 on (Static)MNIST, 64 on FashionMNIST and Omniglot
+      hidden_units=(500, 500),  # B.2 DenseVAE: Dense[500 -> 500]
+      min_logstd=-11.0,  # B.6 / Section 3
+      prior="realnvp",  # standard | realnvp
+      flow_depth=20,  # K
+      coupling_hidden=256,  # B.2: h = Dense[256]
+  ))
+
+  config.train = ml_collections.ConfigDict(dict(
+      num_epochs=PAPER_EPOCHS,
+      batch_size=128,  # B.3: 128 for Dense/Conv/ResnetVAE
+      learning_rates=(1e-3, 1e-4, 1e-5),
+      lr_boundaries=(800 / PAPER_EPOCHS, 1600 / PAPER_EPOCHS),  # fractions of all steps
+      kl_warmup_fraction=100 / PAPER_EPOCHS,
+      kl_warmup_start=0.01,  # beta rises linearly 0.01 -> 1 (B.3)
+      l2_weight=1e-4,  # on kernels of non-linear layers (B.3)
+      grad_clip_norm=100.0,  # Section 3 clips gradients; the norm is not stated: ours
+      log_every_steps=200,
+      checkpoint_every_steps=5000,
+      keep_checkpoints=2,
+      validate_every_epochs=0,  # B.3: 20 where early stopping is used; needs data.validation
+      validation_samples=100,  # B.3: validation NLL with 100 samples
+      early_stopping_patience_epochs=0,  # 0: train to the end, keep the best validated params
+  ))
+
+  config.eval = ml_collections.ConfigDict(dict(
+      num_samples=1000,  # importance samples per test point (B.3)
+      sample_chunk=100,  # samples evaluated at once; memory grows with this, not num_samples
+      batch_size=500,  # test points per evaluation call
+      active_unit_threshold=0.01,  # Burda et al. 2016; B.3
+      num_images=64,  # samples and reconstructions in the PNG grids
+  ))
+  config.lock()
+  return config
+
+
+def dense_vae_mnist(prior: str) -> ml_collections.ConfigDict:
+  """DenseVAE on dynamically binarized MNIST, z of 40 (Xu et al. 2020, Section 5.1, B.1-B.3)."""
+  config = base_config()
+  config.data.name = "mnist"
+  config.model.architecture = "dense"
+  config.model.latent_dim = 40
+  config.model.prior = prior
+  config.model.flow_depth = 20
+  return config
+
+
+def _check_choice(value, valid, key):
+  if value not in valid:
+    raise ValueError(f"config.{key}={value!r}; valid values: {', '.join(valid)}.")
+
+
+def validate(config, num_devices: int) -> None:
+  """Raises ValueError with an actionable message for an inconsistent config."""
+  _check_choice(config.model.architecture, ARCHITECTURES, "model.architecture")
+  _check_choice(config.model.prior, PRIORS, "model.prior")
+  train, evaluation = config.train, config.eval
+  if train.batch_size % num_devices:
+    raise ValueError(f"config.train.batch_size={train.batch_size} must be divisible by the "
+                     f"number of devices ({num_devices}).")
+  if evaluation.batch_size % num_devices:
+    raise ValueError(f"config.eval.batch_size={evaluation.batch_size} must be divisible by the "
+                     f"number of devices ({num_devices}).")
+  if evaluation.num_samples % evaluation.sample_chunk:
+    raise ValueError(f"config.eval.num_samples={evaluation.num_samples} must be a multiple of "
+                     f"config.eval.sample_chunk={evaluation.sample_chunk}.")
+  if train.validation_samples % min(train.validation_samples, evaluation.sample_chunk):
+    raise ValueError("config.train.validation_samples must be a multiple of config.eval.sample_chunk "
+                     "or smaller than it.")
+  if len(train.learning_rates) != len(train.lr_boundaries) + 1:
+    raise ValueError("config.train.learning_rates needs one more entry than lr_boundaries.")
+  if train.validate_every_epochs and not config.data.validation:
+    raise ValueError("config.train.validate_every_epochs > 0 needs config.data.validation=True.")
+
+
+def to_json(config) -> str:
+  return config.to_json(indent=2, sort_keys=True)
+
+
+def from_json(text: str) -> ml_collections.ConfigDict:
+  """A config saved by `to_json`, restored over `base_config()` so every key is checked."""
+  config = base_config()
+  config.update_from_flattened_dict(flatten(json.loads(text)))
+  return config
+
+
+def flatten(tree, prefix=""):
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+  return flat

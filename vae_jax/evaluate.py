@@ -1,0 +1,125 @@
+"""Test-set evaluation: IS log-likelihood, ELBO and its parts, bits/dim, active units.
+
+Usable on its own: `python -m vae_jax.evaluate --workdir=runs/x` evaluates the latest checkpoint
+(the best validated parameters when the run validated) and writes `eval_test.json` there.
+"""
+import functools
+import math
+import time
+
+from absl import app, flags, logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vae_jax import bounds, parallel
+from vae_jax.data import batching
+from vae_jax.models import VAE
+
+
+def make_bound_estimator(model: VAE, num_samples: int, sample_chunk: int):
+  """(params, x, key) -> per-example IS log-likelihood, ELBO, reconstruction and KL estimates.
+
+  Samples are drawn `sample_chunk` at a time inside a `lax.scan`, and the log-mean-exp is
+  accumulated in a max-subtracted streaming form, so memory does not grow with `num_samples`.
+  KL here is E_q[log q(z|x) - log p(z)] (B.3), estimated from the same samples.
+  """
+  sample_chunk = min(sample_chunk, num_samples)
+  if num_samples % sample_chunk:
+    raise ValueError(f"num_samples={num_samples} must be a multiple of sample_chunk={sample_chunk}.")
+
+  def estimate(params, x, key):
+    def add_chunk(carry, chunk_key):
+      log_mean_exp, sums = carry
+      parts = model.apply({"params": params}, x, chunk_key, sample_chunk, method=VAE.log_weights)
+      chunk_sums = jnp.stack([bounds.log_weight(parts).sum(0), parts.log_likelihood.sum(0),
+                              (parts.log_posterior - parts.log_prior).sum(0)])
+      return (log_mean_exp.add(bounds.log_weight(parts)), sums + chunk_sums), None
+
+    init = (bounds.LogMeanExp.empty(x.shape[:1]), jnp.zeros((3, x.shape[0])))
+    keys = jax.random.split(key, num_samples // sample_chunk)
+    (log_mean_exp, sums), _ = jax.lax.scan(add_chunk, init, keys)
+    means = sums / num_samples
+    return {"log_likelihood": log_mean_exp.value(), "elbo": means[0],
+            "reconstruction": means[1], "kl": means[2]}
+
+  return estimate
+
+
+class DatasetEvaluator:
+  """Runs the bound estimator over a device-resident uint8 image array, batch by batch."""
+
+  def __init__(self, model: VAE, mesh, num_samples: int, sample_chunk: int, batch_size: int):
+    self.num_samples = num_samples
+    self._batch_size = batch_size
+    self._estimate = make_bound_estimator(model, num_samples, sample_chunk)
+    self._batch_sharding = parallel.batch_sharded(mesh)
+
+  @functools.partial(jax.jit, static_argnums=(0, 4))
+  def _estimate_batch(self, params, images, start, dynamic_binarization, key):
+    # Wrap-around padding of the last batch; the host drops the padded results.
+    index = (start + jnp.arange(self._batch_size)) % images.shape[0]
+    key = jax.random.fold_in(key, start)
+    x = batching.model_input(jax.random.fold_in(key, 0), images[index], dynamic_binarization)
+    x = jax.lax.with_sharding_constraint(x, self._batch_sharding)
+    return self._estimate(params, x, jax.random.fold_in(key, 1))
+
+  def __call__(self, params, images, dynamic_binarization: bool, key) -> dict:
+    """Dataset means (in nats) of each estimate, plus timing."""
+    start_time = time.time()
+    n = images.shape[0]
+    per_batch = [self._estimate_batch(params, images, start, dynamic_binarization, key)
+                 for start in range(0, n, self._batch_size)]
+    per_example = {k: np.concatenate([np.asarray(b[k]) for b in per_batch])[:n]
+                   for k in per_batch[0]}
+    seconds = time.time() - start_time
+    results = {k: float(np.mean(v)) for k, v in per_example.items()}
+    results["nll"] = -results.pop("log_likelihood")
+    results.update(num_points=n, num_samples=self.num_samples, seconds=seconds,
+                   importance_samples_per_second=n * self.num_samples / seconds)
+    return results
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 5))
+def _posterior_means(model, params, images, dynamic_binarization, key, batch_size):
+  def batch_means(start):
+    batch = jax.lax.dynamic_slice_in_dim(images, start, batch_size)
+    x = batching.model_input(jax.random.fold_in(key, start), batch, dynamic_binarization)
+    return model.apply({"params": params}, x, method=VAE.posterior_mean)
+  starts = jnp.arange(0, images.shape[0] - batch_size + 1, batch_size)
+  return jax.lax.map(batch_means, starts).reshape(-1, model.latent_dim)
+
+
+def active_units(model: VAE, params, images, dynamic_binarization: bool, key, threshold: float,
+                 batch_size: int = 500) -> int:
+  """Dimensions k with Var_x(E_q[z_k|x]) > threshold, over `images` (Burda et al. 2016; B.3).
+
+  For a Gaussian posterior E_q[z|x] is its mean, exactly: the 1,000 samples of B.3 estimate
+  that same number. A remainder of fewer than `batch_size` images is left out.
+  """
+  batch_size = min(batch_size, images.shape[0])
+  means = _posterior_means(model, params, images, dynamic_binarization, key, batch_size)
+  return int(jnp.sum(jnp.var(means, axis=0) > threshold))
+
+
+def bits_per_dim(nll_nats: float, image_shape) -> float:
+  """nats per image -> bits per pixel-channel."""
+  return nll_nats / (math.prod(image_shape) * math.log(2))
+
+
+def main(argv):
+  del argv
+  from vae_jax import train  # pylint: disable=g-import-not-at-top  (train imports this module)
+  flag_values = flags.FLAGS
+  results = train.evaluate_workdir(flag_values.workdir, num_samples=flag_values.num_samples,
+                                   output=flag_values.output)
+  logging.info("Test results: %s", results)
+
+
+if __name__ == "__main__":
+  # Defined here, not at import, so that `vae_jax.main` can import this module.
+  flags.DEFINE_string("workdir", None, "A training workdir (holds config.json and checkpoints/).")
+  flags.DEFINE_integer("num_samples", None, "Importance samples per point (default: the config's).")
+  flags.DEFINE_string("output", "eval_test.json", "File name of the results, inside the workdir.")
+  flags.mark_flag_as_required("workdir")
+  app.run(main)

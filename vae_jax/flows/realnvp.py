@@ -1,0 +1,101 @@
+"""RealNVP as in Xu et al. (2020), Appendix B.2: K blocks of InvertibleDense -> Coupling -> ActNorm.
+
+The modules return distrax bijectors for the map f: z -> w (the paper's direction), so a prior is
+`distrax.Transformed(N(0, I), distrax.Inverse(f))` and log p(z) = log N(f(z)) + log|det df/dz|.
+Modules take `init_inputs`, a batch that reaches the layer; it is read only while initialising
+(ActNorm's data-dependent initialisation, Kingma & Dhariwal 2018), and ignored afterwards.
+"""
+import distrax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vae_jax.flows import bijectors
+from vae_jax.nets.dense import MLP
+
+
+class ActNorm(nn.Module):
+  """Per-feature affine map initialised so that its first batch leaves with mean 0, std 1."""
+  event_ndims: int = 1
+
+  @nn.compact
+  def __call__(self, init_inputs):
+    axes = tuple(range(init_inputs.ndim - 1))
+    log_scale = self.param(
+        "log_scale", lambda _: -jnp.log(jnp.std(init_inputs, axis=axes) + 1e-6))
+    bias = self.param(
+        "bias", lambda _: -jnp.mean(init_inputs, axis=axes) * jnp.exp(log_scale))
+    return bijectors.actnorm(log_scale, bias, self.event_ndims)
+
+
+class InvertibleDenseLayer(nn.Module):
+  """InvertibleDense initialised at a random rotation; P and the signs of diag(U) stay fixed."""
+
+  @nn.compact
+  def __call__(self, init_inputs):
+    dim = init_inputs.shape[-1]
+    # Flax also evaluates init functions (abstractly) when applying, to check shapes; only at
+    # initialisation does the key matter, and then all five parameters share one decomposition.
+    key = self.make_rng("params") if self.is_initializing() else jax.random.PRNGKey(0)
+
+    def decomposition():
+      rotation, _ = jnp.linalg.qr(jax.random.normal(key, (dim, dim)))
+      return jax.scipy.linalg.lu(rotation)
+
+    permutation = self.param("permutation", lambda _: decomposition()[0])
+    lower = self.param("lower", lambda _: jnp.tril(decomposition()[1], -1))
+    upper = self.param("upper", lambda _: jnp.triu(decomposition()[2], 1))
+    diag = lambda: jnp.diag(decomposition()[2])
+    log_abs_diag = self.param("log_abs_diag", lambda _: jnp.log(jnp.abs(diag())))
+    sign_diag = self.param("sign_diag", lambda _: jnp.sign(diag()))
+    return bijectors.InvertibleDense(jax.lax.stop_gradient(permutation), lower, upper,
+                                     log_abs_diag, jax.lax.stop_gradient(sign_diag))
+
+
+class DenseConditioner(nn.Module):
+  """u_l -> Dense[hidden] -> (Linear[dim_r] for s, Linear[dim_r] for t)."""
+  hidden: int
+  out_dim: int
+
+  @nn.compact
+  def __call__(self, u_left):
+    h = MLP((self.hidden,), name="mlp")(u_left)
+    return nn.Dense(self.out_dim, name="scale")(h), nn.Dense(self.out_dim, name="shift")(h)
+
+
+class RealNVPBlock(nn.Module):
+  """f_k = InvertibleDense -> CouplingLayer -> ActNorm."""
+  coupling_hidden: int
+
+  @nn.compact
+  def __call__(self, init_inputs):
+    dim = init_inputs.shape[-1]
+    split = dim // 2
+    layers = [
+        InvertibleDenseLayer(name="invertible_dense")(init_inputs),
+        bijectors.sigmoid_affine_coupling(
+            DenseConditioner(self.coupling_hidden, dim - split, name="coupling"),
+            split_index=split, event_ndims=1),
+    ]
+    h = init_inputs
+    if self.is_initializing():
+      for layer in layers:
+        h = layer.forward(h)
+    layers.append(ActNorm(name="actnorm")(h))
+    return distrax.Chain(layers[::-1])  # Chain applies its last bijector first.
+
+
+class RealNVP(nn.Module):
+  """f = f_K o ... o f_1, as one distrax bijector."""
+  num_blocks: int
+  coupling_hidden: int = 256
+
+  @nn.compact
+  def __call__(self, init_inputs):
+    blocks, h = [], init_inputs
+    for k in range(self.num_blocks):
+      block = RealNVPBlock(self.coupling_hidden, name=f"block_{k}")(h)
+      if self.is_initializing():
+        h = block.forward(h)
+      blocks.append(block)
+    return distrax.Chain(blocks[::-1])

@@ -1,0 +1,41 @@
+"""Metrics as JSON lines (what launch/ reads) and TensorBoard events (tensorboardX: no TensorFlow)."""
+import json
+import os
+
+import jax
+
+
+class MetricWriter:
+  """Appends {'step', 'split', **scalars} records; only process 0 writes."""
+
+  def __init__(self, workdir: str):
+    self._active = jax.process_index() == 0
+    if self._active:
+      import tensorboardX  # pylint: disable=g-import-not-at-top
+      self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+      self._tensorboard = tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def write(self, step: int, split: str, scalars: dict) -> None:
+    if not self._active:
+      return
+    record = {"step": int(step), "split": split, **{k: float(v) for k, v in scalars.items()}}
+    self._jsonl.write(json.dumps(record) + "\n")
+    self._jsonl.flush()
+    for name, value in scalars.items():
+      self._tensorboard.add_scalar(f"{split}/{name}", float(value), int(step))
+    self._tensorboard.flush()
+
+  def close(self) -> None:
+    if self._active:
+      self._jsonl.close()
+      self._tensorboard.close()
+
+
+def write_json_atomically(path: str, payload: dict) -> None:
+  """Writes via a temporary file and rename, so a crash never leaves a half-written result."""
+  if jax.process_index() != 0:
+    return
+  tmp = path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(payload, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)

@@ -1,0 +1,5 @@
+"""VAE models assembled from a config."""
+from vae_jax.models.vae import VAE, LogWeights
+from vae_jax.models.factory import create_model
+
+__all__ = ["VAE", "LogWeights", "create_model"]

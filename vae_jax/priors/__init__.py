@@ -1,0 +1,4 @@
+"""Priors p(z): each has `log_prob(z)` and `sample(key, n)`."""
+from vae_jax.priors.priors import RealNVPPrior, StandardNormalPrior
+
+__all__ = ["RealNVPPrior", "StandardNormalPrior"]

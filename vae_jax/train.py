@@ -1,0 +1,349 @@
+"""train_and_evaluate(config, workdir): the training loop, checkpoints, validation and test.
+
+A run is a pure function of its config: every random draw comes from keys derived from
+`config.seed` and the step, and the epoch order from (seed, epoch), so a run killed and resumed
+from its latest checkpoint ends with exactly the parameters of an uninterrupted one.
+"""
+import dataclasses
+import json
+import os
+import platform
+import time
+from typing import Any
+
+from absl import logging
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from vae_jax import checkpoints, configuration, data, evaluate, image_grid, parallel
+from vae_jax.data import batching
+from vae_jax.metric_writer import MetricWriter, write_json_atomically
+from vae_jax.models import VAE, create_model
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  rng: jax.Array  # per-step keys are fold_in(rng, step)
+  first_nonfinite_step: jax.Array  # -1 while every loss and gradient has been finite
+  best_params: Any  # parameters with the lowest validation NLL; None without validation
+  best_validation_nll: jax.Array
+  best_step: jax.Array
+
+
+def learning_rate_schedule(train_config, total_steps: int):
+  """Piecewise-constant learning rate (B.3), boundaries as fractions of all steps."""
+  rates = train_config.learning_rates
+  boundaries = {int(round(f * total_steps)): rates[i + 1] / rates[i]
+                for i, f in enumerate(train_config.lr_boundaries)}
+  return optax.piecewise_constant_schedule(rates[0], boundaries)
+
+
+def kl_weight(train_config, step, total_steps: int):
+  """beta of the warm-up ELBO: linear from kl_warmup_start to 1, then 1 (B.3)."""
+  warmup_steps = round(train_config.kl_warmup_fraction * total_steps)
+  progress = jnp.minimum(1.0, step / max(warmup_steps, 1)) if warmup_steps else 1.0
+  start = train_config.kl_warmup_start
+  return start + (1.0 - start) * progress
+
+
+def l2_penalty(params):
+  """Sum of squared kernels of non-linear layers (named `hidden_*`), as in B.3."""
+  def penalty(path, leaf):
+    names = [getattr(p, "key", "") for p in path]
+    nonlinear = any(str(n).startswith("hidden_") for n in names)
+    return jnp.sum(jnp.square(leaf)) if nonlinear and names[-1] == "kernel" else 0.0
+  return sum(jax.tree_util.tree_leaves(jax.tree_util.tree_map_with_path(penalty, params)))
+
+
+def make_optimizer(train_config, total_steps: int):
+  return optax.chain(optax.clip_by_global_norm(train_config.grad_clip_norm),
+                     optax.adam(learning_rate_schedule(train_config, total_steps)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """Everything a run needs besides its state: config, data on device, model, mesh."""
+  config: Any
+  dataset: data.Dataset
+  model: VAE
+  mesh: Any
+  train_images: jax.Array
+  validation_images: Any
+  test_images: jax.Array
+  steps_per_epoch: int
+
+  @property
+  def total_steps(self) -> int:
+    return self.config.train.num_epochs * self.steps_per_epoch
+
+  def keys(self):
+    """(init, train, data order, evaluation) keys from the seed."""
+    return jax.random.split(jax.random.PRNGKey(self.config.seed), 4)
+
+
+def setup_run(config, devices=None) -> Run:
+  mesh = parallel.data_mesh(devices)
+  configuration.validate(config, mesh.size)
+  dataset = data.load(config.data)
+  steps_per_epoch = dataset.train.shape[0] // config.train.batch_size
+  if steps_per_epoch == 0:
+    raise ValueError(f"config.train.batch_size={config.train.batch_size} exceeds the "
+                     f"{dataset.train.shape[0]} training images of {dataset.name}.")
+  on_device = lambda a: None if a is None else parallel.replicate(jnp.asarray(a), mesh)
+  return Run(config=config, dataset=dataset,
+             model=create_model(config.model, dataset.image_shape), mesh=mesh,
+             train_images=on_device(dataset.train),
+             validation_images=on_device(dataset.validation),
+             test_images=on_device(dataset.test), steps_per_epoch=steps_per_epoch)
+
+
+def create_train_state(run: Run, optimizer) -> TrainState:
+  """Initialises on the first training batch (ActNorm layers initialise from data)."""
+  init_key, train_key, _, _ = run.keys()
+
+  @jax.jit
+  def init(images):
+    x = batching.model_input(jax.random.fold_in(init_key, 0), images,
+                             run.dataset.dynamic_binarization)
+    params = run.model.init({"params": jax.random.fold_in(init_key, 1)}, x,
+                            jax.random.fold_in(init_key, 2))["params"]
+    validating = run.config.train.validate_every_epochs > 0
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=optimizer.init(params), rng=train_key,
+                      first_nonfinite_step=jnp.full((), -1, jnp.int32),
+                      best_params=params if validating else None,
+                      best_validation_nll=jnp.full((), jnp.inf), best_step=jnp.zeros((), jnp.int32))
+
+  state = init(run.train_images[:run.config.train.batch_size])
+  return parallel.replicate(state, run.mesh)
+
+
+def make_train_step(run: Run, optimizer):
+  train_config = run.config.train
+  batch_size, total_steps = train_config.batch_size, run.total_steps
+  schedule = learning_rate_schedule(train_config, total_steps)
+  batch_sharding = parallel.batch_sharded(run.mesh)
+
+  def loss_fn(params, x, key, beta):
+    parts = run.model.apply({"params": params}, x, key)
+    log_likelihood = parts.log_likelihood[0]
+    kl = (parts.log_posterior - parts.log_prior)[0]
+    l2 = l2_penalty(params)
+    loss = -jnp.mean(log_likelihood - beta * kl) + train_config.l2_weight * l2
+    return loss, {"loss": loss, "elbo": jnp.mean(log_likelihood - kl),
+                  "reconstruction": jnp.mean(log_likelihood), "kl": jnp.mean(kl), "l2": l2}
+
+  def train_step(state: TrainState, images, order):
+    binarize_key, sample_key = jax.random.split(jax.random.fold_in(state.rng, state.step))
+    start = (state.step % run.steps_per_epoch) * batch_size
+    batch = images[jax.lax.dynamic_slice_in_dim(order, start, batch_size)]
+    x = batching.model_input(binarize_key, batch, run.dataset.dynamic_binarization)
+    x = jax.lax.with_sharding_constraint(x, batch_sharding)
+    beta = kl_weight(train_config, state.step, total_steps)
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params, x, sample_key, beta)
+    grad_norm = optax.global_norm(grads)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    # A non-finite step changes nothing and is remembered; the host stops at the next check.
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & (state.first_nonfinite_step < 0)
+    keep_if_finite = lambda new, old: jax.tree_util.tree_map(
+        lambda a, b: jnp.where(finite, a, b), new, old)
+    first_nonfinite = jnp.where(finite | (state.first_nonfinite_step >= 0),
+                                state.first_nonfinite_step, state.step)
+    metrics.update(beta=beta, grad_norm=grad_norm, learning_rate=schedule(state.step))
+    return state.replace(step=state.step + 1, params=keep_if_finite(params, state.params),
+                         opt_state=keep_if_finite(opt_state, state.opt_state),
+                         first_nonfinite_step=first_nonfinite), metrics
+
+  return jax.jit(train_step, donate_argnums=0)
+
+
+def _check_config_matches_workdir(config, workdir: str) -> None:
+  """Refuses to resume a workdir made by another config; records the config on first use."""
+  path = os.path.join(workdir, "config.json")
+  current = configuration.to_json(config)
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      saved = f.read()
+    if saved != current:
+      old = configuration.flatten(json.loads(saved))
+      new = configuration.flatten(json.loads(current))
+      diffs = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+               if old.get(k) != new.get(k)]
+      raise ValueError(f"{workdir} holds a run with a different config ({'; '.join(diffs)}). "
+                       "Resume it with the same config, or give a new --workdir.")
+  elif jax.process_index() == 0:
+    with open(path, "w", encoding="utf-8") as f:
+      f.write(current)
+
+
+class _NonFiniteError(FloatingPointError):
+  pass
+
+
+def _raise_if_nonfinite(state: TrainState, checkpoint_manager, run: Run) -> None:
+  bad_step = int(state.first_nonfinite_step)
+  if bad_step >= 0:
+    last = checkpoint_manager.latest_step()
+    where = (f"the last good checkpoint is step {last} in {checkpoint_manager.directory}"
+             if last is not None else "no checkpoint was saved before it")
+    raise _NonFiniteError(
+        f"Non-finite loss or gradient at step {bad_step} (epoch {bad_step // run.steps_per_epoch}); "
+        f"parameters were not updated from then on and {where}. Try a lower learning rate, a "
+        "smaller config.train.grad_clip_norm or a higher config.model.min_logstd.")
+
+
+def train(run: Run, workdir: str) -> TrainState:
+  """Trains from the latest checkpoint in `workdir` (or from scratch) to the last step."""
+  train_config = run.config.train
+  optimizer = make_optimizer(train_config, run.total_steps)
+  checkpoint_manager = checkpoints.manager(workdir, train_config.keep_checkpoints)
+  state = create_train_state(run, optimizer)
+  restored = checkpoints.restore_latest(checkpoint_manager, state)
+  if restored is not None:
+    state = restored
+    logging.info("Resumed from the checkpoint at step %d.", int(state.step))
+  train_step = make_train_step(run, optimizer)
+  _, _, order_key, eval_key = run.keys()
+  epoch_order = jax.jit(batching.epoch_order, static_argnums=2)
+  validator = (evaluate.DatasetEvaluator(run.model, run.mesh, train_config.validation_samples,
+                                         run.config.eval.sample_chunk, run.config.eval.batch_size)
+               if train_config.validate_every_epochs else None)
+  writer = MetricWriter(workdir)
+  num_train = run.train_images.shape[0]
+  step = int(state.step)
+  pending, interval_start, interval_step, rates = [], time.time(), step, []
+  order = epoch_order(order_key, step // run.steps_per_epoch, num_train)
+  while step < run.total_steps:
+    state, metrics = train_step(state, run.train_images, order)
+    pending.append(metrics)
+    step += 1
+    epoch, epoch_done = divmod(step, run.steps_per_epoch)
+    if step % train_config.log_every_steps == 0 or step == run.total_steps:
+      _raise_if_nonfinite(state, checkpoint_manager, run)
+      means = {k: float(np.mean([m[k] for m in jax.device_get(pending)])) for k in pending[0]}
+      elapsed = time.time() - interval_start
+      rate = (step - interval_step) / elapsed
+      rates.append(rate)
+      means.update(steps_per_second=rate, images_per_second=rate * train_config.batch_size)
+      writer.write(step, "train", means)
+      logging.info("epoch %d/%d step %d/%d loss %.3f elbo %.3f steps/s %.1f ETA %s",
+                   epoch, train_config.num_epochs, step, run.total_steps, means["loss"],
+                   means["elbo"], rate, _duration((run.total_steps - step) / rate))
+      pending, interval_start, interval_step = [], time.time(), step
+    if epoch_done == 0:
+      if validator and epoch % train_config.validate_every_epochs == 0:
+        state = _validate(run, state, validator, jax.random.fold_in(eval_key, step), writer)
+        patience = train_config.early_stopping_patience_epochs
+        if patience and epoch - int(state.best_step) // run.steps_per_epoch >= patience:
+          logging.info("Early stopping at epoch %d: no better validation NLL for %d epochs.",
+                       epoch, patience)
+          break
+      order = epoch_order(order_key, epoch, num_train)
+    if step % train_config.checkpoint_every_steps == 0 or step == run.total_steps:
+      _raise_if_nonfinite(state, checkpoint_manager, run)
+      checkpoints.save(checkpoint_manager, step, state)
+  if checkpoint_manager.latest_step() != step:  # stopped early
+    checkpoints.save(checkpoint_manager, step, state)
+  checkpoint_manager.wait_until_finished()
+  writer.close()
+  # The first interval includes compilation; report the steady state.
+  steady = rates[1:] or rates
+  if steady:
+    write_json_atomically(os.path.join(workdir, "train_summary.json"), {
+        "steps": step, "epochs": step / run.steps_per_epoch,
+        "train_images_per_second": float(np.median(steady)) * train_config.batch_size})
+  return state
+
+
+def _validate(run: Run, state: TrainState, validator, key, writer) -> TrainState:
+  results = validator(state.params, run.validation_images, run.dataset.dynamic_binarization, key)
+  step = int(state.step)
+  writer.write(step, "validation", {k: results[k] for k in ("nll", "elbo", "reconstruction", "kl")})
+  logging.info("validation at step %d: NLL %.3f (%d samples)", step, results["nll"],
+               results["num_samples"])
+  if results["nll"] < float(state.best_validation_nll):
+    state = state.replace(best_params=state.params, best_step=jnp.asarray(step, jnp.int32),
+                          best_validation_nll=jnp.asarray(results["nll"], jnp.float32))
+  return state
+
+
+def _duration(seconds: float) -> str:
+  minutes, seconds = divmod(int(seconds), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def evaluate_test(run: Run, params, workdir: str, num_samples: int,
+                  output: str = "eval_test.json") -> dict:
+  """Test NLL/ELBO/KL/bits-per-dim, active units on the training set, and PNG grids."""
+  eval_config = run.config.eval
+  evaluator = evaluate.DatasetEvaluator(run.model, run.mesh, num_samples, eval_config.sample_chunk,
+                                        eval_config.batch_size)
+  _, _, _, eval_key = run.keys()
+  # Test images are already binarized (B.1), so the test set is the same for every model.
+  results = evaluator(params, run.test_images, False, jax.random.fold_in(eval_key, 0))
+  results["bits_per_dim"] = evaluate.bits_per_dim(results["nll"], run.dataset.image_shape)
+  results["active_units"] = evaluate.active_units(
+      run.model, params, run.train_images, run.dataset.dynamic_binarization,
+      jax.random.fold_in(eval_key, 1), eval_config.active_unit_threshold)
+  results.update(dataset=run.dataset.name, devices=f"{jax.device_count()}x {jax.devices()[0].device_kind}",
+                 host=platform.node(), cpu_count=os.cpu_count(),
+                 test_binarizations=(run.config.data.test_binarizations
+                                     if run.dataset.dynamic_binarization else 1))
+  write_json_atomically(os.path.join(workdir, output), results)
+  if jax.process_index() == 0:
+    n = eval_config.num_images
+    samples = jax.jit(run.model.apply, static_argnames=("method", "n"))(
+        {"params": params}, jax.random.fold_in(eval_key, 2), n=n, method=VAE.generate)
+    image_grid.save_grid(os.path.join(workdir, "samples.png"), samples)
+    originals = run.test_images[:n // 2].astype(jnp.float32)
+    reconstructions = run.model.apply({"params": params}, originals, method=VAE.reconstruct)
+    pairs = jnp.stack([originals, reconstructions], 1).reshape((-1,) + originals.shape[1:])
+    image_grid.save_grid(os.path.join(workdir, "reconstructions.png"), pairs)
+  return results
+
+
+def _evaluation_params(state: TrainState):
+  return state.params if state.best_params is None else state.best_params
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains (resuming if `workdir` has checkpoints), then evaluates on the test set."""
+  os.makedirs(workdir, exist_ok=True)
+  run = setup_run(config)
+  _check_config_matches_workdir(config, workdir)
+  logging.info("%s: %d train / %s validation / %d test images %s on %d device(s); %d steps.",
+               run.dataset.name, run.dataset.train.shape[0],
+               None if run.dataset.validation is None else run.dataset.validation.shape[0],
+               run.dataset.test.shape[0], run.dataset.image_shape, run.mesh.size, run.total_steps)
+  state = train(run, workdir)
+  results = evaluate_test(run, _evaluation_params(state), workdir, config.eval.num_samples)
+  logging.info("test NLL %.3f nats (%d samples), ELBO %.3f, KL %.3f, active units %d",
+               results["nll"], results["num_samples"], results["elbo"], results["kl"],
+               results["active_units"])
+  return results
+
+
+def evaluate_workdir(workdir: str, num_samples=None, output: str = "eval_test.json") -> dict:
+  """Evaluates the latest checkpoint of a finished or interrupted run."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} not found: --workdir must be a vae_jax training workdir.")
+  with open(path, encoding="utf-8") as f:
+    config = configuration.from_json(f.read())
+  run = setup_run(config)
+  optimizer = make_optimizer(config.train, run.total_steps)
+  manager = checkpoints.manager(workdir, config.train.keep_checkpoints)
+  state = checkpoints.restore_latest(manager, create_train_state(run, optimizer))
+  if state is None:
+    raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints to evaluate.")
+  return evaluate_test(run, _evaluation_params(state), workdir,
+                       num_samples or config.eval.num_samples, output)
