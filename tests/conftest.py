@@ -19,7 +19,7 @@ def tiny_config(prior: str = "realnvp"):
   config.train.checkpoint_every_steps = 20
   config.eval.num_samples = 20
   config.eval.sample_chunk = 10
-  config.eval.batch_size = 300
+  config.eval.batch_size = 160
   config.eval.num_images = 8
   return config
 

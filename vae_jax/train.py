@@ -148,7 +148,7 @@ def make_train_step(run: Run, optimizer):
     beta = kl_weight(train_config, state.step, total_steps)
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params, x, sample_key, beta)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     # A non-finite step changes nothing and is remembered; the host stops at the next check.
@@ -270,7 +270,8 @@ def _validate(run: Run, state: TrainState, validator, key, writer) -> TrainState
   logging.info("validation at step %d: NLL %.3f (%d samples)", step, results["nll"],
                results["num_samples"])
   if results["nll"] < float(state.best_validation_nll):
-    state = state.replace(best_params=state.params, best_step=jnp.asarray(step, jnp.int32),
+    best = jax.tree_util.tree_map(jnp.copy, state.params)  # own buffers: params are donated
+    state = state.replace(best_params=best, best_step=jnp.asarray(step, jnp.int32),
                           best_validation_nll=jnp.asarray(results["nll"], jnp.float32))
   return state
 
