@@ -28,7 +28,11 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.get_absl_handler().addFilter(_QuietOrbax())
   logging.info("Config:\n%s", FLAGS.config)
-  train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  print(f"test NLL {results['nll']:.3f} nats ({results['num_samples']} importance samples), "
+        f"ELBO {results['elbo']:.3f}, KL {results['kl']:.3f}, bits/dim "
+        f"{results['bits_per_dim']:.4f}, active units {results['active_units']}; "
+        f"results in {FLAGS.workdir}/eval_test.json")
 
 
 if __name__ == "__main__":
