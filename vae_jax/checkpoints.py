@@ -1,7 +1,20 @@
 """Orbax checkpoints of the whole training state, for exact resume."""
+import logging
 import os
 
+from absl import logging as absl_logging
 import orbax.checkpoint as ocp
+
+
+class _DropOrbaxInfo(logging.Filter):
+
+  def filter(self, record):
+    return record.levelno >= logging.WARNING or "/orbax/" not in record.pathname
+
+
+def quiet_orbax_logging() -> None:
+  """Drops orbax's INFO lines (several per save), which would bury the progress lines."""
+  absl_logging.get_absl_handler().addFilter(_DropOrbaxInfo())
 
 
 def manager(workdir: str, keep: int) -> ocp.CheckpointManager:

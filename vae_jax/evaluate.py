@@ -109,7 +109,8 @@ def bits_per_dim(nll_nats: float, image_shape) -> float:
 
 def main(argv):
   del argv
-  from vae_jax import train  # pylint: disable=g-import-not-at-top  (train imports this module)
+  from vae_jax import checkpoints, train  # pylint: disable=g-import-not-at-top  (train imports us)
+  checkpoints.quiet_orbax_logging()
   flag_values = flags.FLAGS
   results = train.evaluate_workdir(flag_values.workdir, num_samples=flag_values.num_samples,
                                    output=flag_values.output)

@@ -3,12 +3,10 @@
 Override any config key on the command line, e.g. --config.train.num_epochs=50. Re-running the
 same command resumes from the latest checkpoint in --workdir.
 """
-import logging as logging_lib
-
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from vae_jax import train
+from vae_jax import checkpoints, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
@@ -16,17 +14,10 @@ config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, samples and results.")
 
 
-class _QuietOrbax(logging_lib.Filter):
-  """Drops orbax's per-save INFO lines, which would bury the progress lines."""
-
-  def filter(self, record):
-    return record.levelno >= logging_lib.WARNING or "/orbax/" not in record.pathname
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  logging.get_absl_handler().addFilter(_QuietOrbax())
+  checkpoints.quiet_orbax_logging()
   logging.info("Config:\n%s", FLAGS.config)
   results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   print(f"test NLL {results['nll']:.3f} nats ({results['num_samples']} importance samples), "
