@@ -69,6 +69,21 @@ def test_validation_keeps_the_best_parameters(tmp_path, config):
   assert int(state.best_step) == best_epoch * (1197 // config.train.batch_size)
 
 
+def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path, config):
+  config.data.validation = True
+  config.train.validate_every_epochs = 1
+  config.train.early_stopping_patience_epochs = 2
+  config.train.num_epochs = 12
+  config.train.learning_rates = (0.0, 0.0, 0.0)  # fixed parameters: only noise moves the NLL
+  run = train.setup_run(config)
+  state = train.train(run, str(tmp_path))
+  stopped_at = int(state.step)
+  assert stopped_at < run.total_steps
+  assert stopped_at - int(state.best_step) == 2 * run.steps_per_epoch
+  # Resuming a stopped run does not train further.
+  assert int(train.train(run, str(tmp_path)).step) == stopped_at
+
+
 def test_nonfinite_loss_stops_the_run_naming_the_step(tmp_path, config):
   config.train.learning_rates = (1e30, 1e30, 1e30)
   with pytest.raises(FloatingPointError, match=r"Non-finite loss or gradient at step \d+"):
@@ -145,3 +160,30 @@ def test_eight_host_devices_give_the_same_steps_and_evaluation_as_one():
                              capture_output=True, text=True, timeout=600, check=False)
   assert completed.returncode == 0, completed.stderr[-3000:]
   assert "SAME" in completed.stdout
+
+
+def test_schedules_follow_the_paper_scaled_to_the_run(config):
+  """B.3: lr 1e-3/1e-4/1e-5 in thirds, beta 0.01 -> 1 over the first 1/24 of training."""
+  paper = configuration.base_config().train
+  lr = train.learning_rate_schedule(paper, total_steps=2400)
+  np.testing.assert_allclose([lr(0), lr(799), lr(800), lr(1599), lr(1600), lr(2399)],
+                             [1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5], rtol=1e-6)
+  beta = lambda step: float(train.kl_weight(paper, step, total_steps=2400))
+  np.testing.assert_allclose([beta(0), beta(50), beta(100), beta(2000)],
+                             [0.01, 0.505, 1.0, 1.0], rtol=1e-6)
+
+
+def test_l2_penalty_covers_exactly_the_nonlinear_kernels(config):
+  run = train.setup_run(config)
+  params = train.create_train_state(run, train.make_optimizer(config.train, 1)).params
+  expected = 0.0
+  for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+    names = [p.key for p in path]
+    if names[-1] == "kernel" and any(n.startswith("hidden_") for n in names):
+      expected += float(np.sum(np.square(leaf)))
+  # encoder + decoder hidden layers and one per coupling; the output layers are linear.
+  assert expected > 0
+  np.testing.assert_allclose(float(train.l2_penalty(params)), expected, rtol=1e-5)
+  hidden = [p for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]
+            if p[-1].key == "kernel" and any(k.key.startswith("hidden_") for k in p)]
+  assert len(hidden) == 2 + config.model.flow_depth

@@ -38,11 +38,9 @@ class TrainState:
 
 def learning_rate_schedule(train_config, total_steps: int):
   """Piecewise-constant learning rate (B.3), boundaries as fractions of all steps."""
-  rates = train_config.learning_rates
-  boundaries = {int(round(f * total_steps)): rates[i + 1] / rates[i]
-                for i, f in enumerate(train_config.lr_boundaries)}
-  return optax.piecewise_constant_schedule(rates[0], boundaries)
-
+  boundaries = [int(round(f * total_steps)) for f in train_config.lr_boundaries]
+  return optax.join_schedules([optax.constant_schedule(r) for r in train_config.learning_rates],
+                              boundaries)
 
 def kl_weight(train_config, step, total_steps: int):
   """beta of the warm-up ELBO: linear from kl_warmup_start to 1, then 1 (B.3)."""
@@ -184,17 +182,13 @@ def _check_config_matches_workdir(config, workdir: str) -> None:
       f.write(current)
 
 
-class _NonFiniteError(FloatingPointError):
-  pass
-
-
 def _raise_if_nonfinite(state: TrainState, checkpoint_manager, run: Run) -> None:
   bad_step = int(state.first_nonfinite_step)
   if bad_step >= 0:
     last = checkpoint_manager.latest_step()
     where = (f"the last good checkpoint is step {last} in {checkpoint_manager.directory}"
              if last is not None else "no checkpoint was saved before it")
-    raise _NonFiniteError(
+    raise FloatingPointError(
         f"Non-finite loss or gradient at step {bad_step} (epoch {bad_step // run.steps_per_epoch}); "
         f"parameters were not updated from then on and {where}. Try a lower learning rate, a "
         "smaller config.train.grad_clip_norm or a higher config.model.min_logstd.")
@@ -221,7 +215,8 @@ def train(run: Run, workdir: str) -> TrainState:
   step = int(state.step)
   pending, interval_start, interval_step, rates = [], time.time(), step, []
   order = epoch_order(order_key, step // run.steps_per_epoch, num_train)
-  while step < run.total_steps:
+  stop_early = validator is not None and _patience_exhausted(run, state, step)  # when resuming
+  while step < run.total_steps and not stop_early:
     state, metrics = train_step(state, run.train_images, order)
     pending.append(metrics)
     step += 1
@@ -241,11 +236,7 @@ def train(run: Run, workdir: str) -> TrainState:
     if epoch_done == 0:
       if validator and epoch % train_config.validate_every_epochs == 0:
         state = _validate(run, state, validator, jax.random.fold_in(eval_key, step), writer)
-        patience = train_config.early_stopping_patience_epochs
-        if patience and epoch - int(state.best_step) // run.steps_per_epoch >= patience:
-          logging.info("Early stopping at epoch %d: no better validation NLL for %d epochs.",
-                       epoch, patience)
-          break
+        stop_early = _patience_exhausted(run, state, step)
       order = epoch_order(order_key, epoch, num_train)
     if step % train_config.checkpoint_every_steps == 0 or step == run.total_steps:
       _raise_if_nonfinite(state, checkpoint_manager, run)
@@ -261,6 +252,16 @@ def train(run: Run, workdir: str) -> TrainState:
         "steps": step, "epochs": step / run.steps_per_epoch,
         "train_images_per_second": float(np.median(steady)) * train_config.batch_size})
   return state
+
+
+def _patience_exhausted(run: Run, state: TrainState, step: int) -> bool:
+  """Early stopping: no better validation NLL for early_stopping_patience_epochs (0: never)."""
+  patience = run.config.train.early_stopping_patience_epochs
+  if patience and (step - int(state.best_step)) // run.steps_per_epoch >= patience:
+    logging.info("Early stopping at step %d: the best validation NLL is from step %d.", step,
+                 int(state.best_step))
+    return True
+  return False
 
 
 def _validate(run: Run, state: TrainState, validator, key, writer) -> TrainState:
