@@ -1,10 +1,11 @@
 """Collects finished workdirs into a markdown table (stdout), one row per workdir.
 
-  python launch/collect.py runs/mnist_standard_50ep runs/mnist_realnvp_50ep
+  python launch/collect.py runs/mnist_standard_50ep runs/mnist_realnvp_50ep \
+      [--eval_file=eval_test_10binarizations.json]
 """
+import argparse
 import json
 import os
-import sys
 
 
 def _load(path):
@@ -12,9 +13,9 @@ def _load(path):
     return json.load(f)
 
 
-def row(workdir: str) -> str:
+def row(workdir: str, eval_file: str) -> str:
   config = _load(os.path.join(workdir, "config.json"))
-  results = _load(os.path.join(workdir, "eval_test.json"))
+  results = _load(os.path.join(workdir, eval_file))
   summary = _load(os.path.join(workdir, "train_summary.json"))
   model = config["model"]
   name = f"{model['architecture']}, {model['prior']} prior" + (
@@ -26,13 +27,18 @@ def row(workdir: str) -> str:
           f"{results['importance_samples_per_second']:.0f} | {results['devices']} |")
 
 
-def main(workdirs):
+def main(workdirs, eval_file):
   print("| model | data | epochs | test NLL | -ELBO | -recons | KL | active units | "
         "test points x samples | train img/s | IS samples/s | devices |")
   print("|---|---|---|---|---|---|---|---|---|---|---|---|")
   for workdir in workdirs:
-    print(row(workdir))
+    print(row(workdir, eval_file))
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  parser = argparse.ArgumentParser(description=__doc__)
+  parser.add_argument("workdirs", nargs="+")
+  parser.add_argument("--eval_file", default="eval_test.json",
+                      help="results file inside each workdir (vae_jax.evaluate --output)")
+  args = parser.parse_args()
+  main(args.workdirs, args.eval_file)

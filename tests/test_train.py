@@ -31,6 +31,10 @@ def test_short_run_lowers_the_loss_and_writes_its_outputs(tmp_path, config):
   # The standalone evaluation of the saved checkpoint reproduces the numbers exactly.
   again = train.evaluate_workdir(workdir, output="eval_again.json")
   assert again["nll"] == results["nll"] and again["active_units"] == results["active_units"]
+  twice = train.evaluate_workdir(workdir, num_samples=10, test_binarizations=2,
+                                 output="eval_twice.json")
+  assert (twice["num_points"], twice["num_samples"]) == (2 * results["num_points"], 10)
+  assert json.loads((tmp_path / "eval_test.json").read_text())["nll"] == results["nll"]
 
 
 class _Killed(Exception):

@@ -113,6 +113,7 @@ def main(argv):
   checkpoints.quiet_orbax_logging()
   flag_values = flags.FLAGS
   results = train.evaluate_workdir(flag_values.workdir, num_samples=flag_values.num_samples,
+                                   test_binarizations=flag_values.test_binarizations,
                                    output=flag_values.output)
   logging.info("Test results: %s", results)
 
@@ -121,6 +122,9 @@ if __name__ == "__main__":
   # Defined here, not at import, so that `vae_jax.main` can import this module.
   flags.DEFINE_string("workdir", None, "A training workdir (holds config.json and checkpoints/).")
   flags.DEFINE_integer("num_samples", None, "Importance samples per point (default: the config's).")
+  flags.DEFINE_integer("test_binarizations", None,
+                       "Binarizations of each test image, for dynamically binarized sets "
+                       "(default: the config's).")
   flags.DEFINE_string("output", "eval_test.json", "File name of the results, inside the workdir.")
   flags.mark_flag_as_required("workdir")
   app.run(main)
