@@ -60,6 +60,9 @@ def test_killed_and_resumed_run_ends_with_identical_state(tmp_path, monkeypatch,
   assert int(resumed.step) == int(uninterrupted.step) == run.total_steps
   for a, b in zip(jax.tree_util.tree_leaves(uninterrupted), jax.tree_util.tree_leaves(resumed)):
     np.testing.assert_array_equal(a, b)
+  # The metrics file holds each log step once, as the uninterrupted run's does.
+  steps = lambda name: [r["step"] for r in _records(str(tmp_path / name), "train")]
+  assert steps("resumed") == steps("uninterrupted")
 
 
 def test_validation_keeps_the_best_parameters(tmp_path, config):
@@ -110,6 +113,15 @@ def test_missing_data_file_names_the_path(tmp_path, config):
   config.data.name, config.data.source, config.data.data_dir = "mnist", "local", str(tmp_path)
   with pytest.raises(FileNotFoundError, match=str(tmp_path / "mnist")):
     train.train_and_evaluate(config, str(tmp_path / "run"))
+
+
+def test_eight_bit_data_is_refused_by_the_bernoulli_decoder(config):
+  shared = os.path.join(os.path.dirname(REPO), "shared", "data")
+  if not os.path.exists(os.path.join(shared, "cifar10")):
+    pytest.skip(f"no CIFAR-10 copy in {shared}")
+  config.data.name, config.data.data_dir = "cifar10", shared
+  with pytest.raises(ValueError, match="Bernoulli decoder for binary images"):
+    train.setup_run(config)
 
 
 def test_bad_config_values_and_keys_give_clear_errors(config):

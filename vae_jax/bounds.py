@@ -1,4 +1,8 @@
-"""ELBO, IWAE bound and importance-sampled log-likelihood, written once on log weights.
+"""ELBO, IWAE bound and importance-sampled log-likelihood, in terms of per-sample log weights.
+
+`log_weight` and the streaming `LogMeanExp` are what evaluation uses; `elbo` and `iwae_bound` are
+the one-shot forms of the same quantities (training weights the KL part by beta, so it keeps the
+parts apart).
 
 log w = log p(x|z) + log p(z) - log q(z|x) with z ~ q(z|x). E[log w] is the ELBO; for L samples,
 log (1/L) sum_j w_j is the IWAE bound, which grows with L towards log p(x) (Burda et al. 2016);

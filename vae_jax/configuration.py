@@ -95,12 +95,11 @@ def validate(config, num_devices: int) -> None:
   if evaluation.batch_size % num_devices:
     raise ValueError(f"config.eval.batch_size={evaluation.batch_size} must be divisible by the "
                      f"number of devices ({num_devices}).")
-  if evaluation.num_samples % evaluation.sample_chunk:
-    raise ValueError(f"config.eval.num_samples={evaluation.num_samples} must be a multiple of "
-                     f"config.eval.sample_chunk={evaluation.sample_chunk}.")
-  if train.validation_samples % min(train.validation_samples, evaluation.sample_chunk):
-    raise ValueError("config.train.validation_samples must be a multiple of config.eval.sample_chunk "
-                     "or smaller than it.")
+  for key, num_samples in (("eval.num_samples", evaluation.num_samples),
+                           ("train.validation_samples", train.validation_samples)):
+    if num_samples % min(num_samples, evaluation.sample_chunk):
+      raise ValueError(f"config.{key}={num_samples} must be a multiple of "
+                       f"config.eval.sample_chunk={evaluation.sample_chunk}, or smaller than it.")
   if len(train.learning_rates) != len(train.lr_boundaries) + 1:
     raise ValueError("config.train.learning_rates needs one more entry than lr_boundaries.")
   if train.validate_every_epochs and not config.data.validation:

@@ -20,7 +20,7 @@ import optax
 
 from vae_jax import checkpoints, configuration, data, evaluate, image_grid, parallel
 from vae_jax.data import batching
-from vae_jax.metric_writer import MetricWriter, write_json_atomically
+from vae_jax.metric_writer import MetricWriter, write_json_atomically, write_text_atomically
 from vae_jax.models import VAE, create_model
 
 
@@ -45,7 +45,7 @@ def learning_rate_schedule(train_config, total_steps: int):
 def kl_weight(train_config, step, total_steps: int):
   """beta of the warm-up ELBO: linear from kl_warmup_start to 1, then 1 (B.3)."""
   warmup_steps = round(train_config.kl_warmup_fraction * total_steps)
-  progress = jnp.minimum(1.0, step / max(warmup_steps, 1)) if warmup_steps else 1.0
+  progress = jnp.minimum(1.0, step / warmup_steps) if warmup_steps else 1.0
   start = train_config.kl_warmup_start
   return start + (1.0 - start) * progress
 
@@ -89,6 +89,10 @@ def setup_run(config, devices=None) -> Run:
   mesh = parallel.data_mesh(devices)
   configuration.validate(config, mesh.size)
   dataset = data.load(config.data)
+  if not dataset.binary:
+    raise ValueError(f"{dataset.name} has 8-bit pixels, but the models here have a Bernoulli "
+                     "decoder for binary images; a discretized-logistic decoder for CIFAR-10 "
+                     "comes with the Xu et al. (2020) B.5 models.")
   steps_per_epoch = dataset.train.shape[0] // config.train.batch_size
   if steps_per_epoch == 0:
     raise ValueError(f"config.train.batch_size={config.train.batch_size} exceeds the "
@@ -177,9 +181,8 @@ def _check_config_matches_workdir(config, workdir: str) -> None:
                if old.get(k) != new.get(k)]
       raise ValueError(f"{workdir} holds a run with a different config ({'; '.join(diffs)}). "
                        "Resume it with the same config, or give a new --workdir.")
-  elif jax.process_index() == 0:
-    with open(path, "w", encoding="utf-8") as f:
-      f.write(current)
+  else:
+    write_text_atomically(path, current)
 
 
 def _raise_if_nonfinite(state: TrainState, checkpoint_manager, run: Run) -> None:
@@ -210,12 +213,15 @@ def train(run: Run, workdir: str) -> TrainState:
   validator = (evaluate.DatasetEvaluator(run.model, run.mesh, train_config.validation_samples,
                                          run.config.eval.sample_chunk, run.config.eval.batch_size)
                if train_config.validate_every_epochs else None)
-  writer = MetricWriter(workdir)
-  num_train = run.train_images.shape[0]
   step = int(state.step)
+  writer = MetricWriter(workdir, resume_step=step)
+  num_train = run.train_images.shape[0]
   pending, interval_start, interval_step, rates = [], time.time(), step, []
   order = epoch_order(order_key, step // run.steps_per_epoch, num_train)
-  stop_early = validator is not None and _patience_exhausted(run, state, step)  # when resuming
+  # A run resumed at a validation point may already have run out of patience.
+  validation_interval = train_config.validate_every_epochs * run.steps_per_epoch
+  stop_early = (validator is not None and step > 0 and step % validation_interval == 0
+                and _patience_exhausted(run, state, step))
   while step < run.total_steps and not stop_early:
     state, metrics = train_step(state, run.train_images, order)
     pending.append(metrics)
@@ -242,6 +248,7 @@ def train(run: Run, workdir: str) -> TrainState:
       _raise_if_nonfinite(state, checkpoint_manager, run)
       checkpoints.save(checkpoint_manager, step, state)
   if checkpoint_manager.latest_step() != step:  # stopped early
+    _raise_if_nonfinite(state, checkpoint_manager, run)
     checkpoints.save(checkpoint_manager, step, state)
   checkpoint_manager.wait_until_finished()
   writer.close()
