@@ -32,9 +32,10 @@ def make_bound_estimator(model: VAE, num_samples: int, sample_chunk: int):
     def add_chunk(carry, chunk_key):
       log_mean_exp, sums = carry
       parts = model.apply({"params": params}, x, chunk_key, sample_chunk, method=VAE.log_weights)
-      chunk_sums = jnp.stack([bounds.log_weight(parts).sum(0), parts.log_likelihood.sum(0),
+      log_w = bounds.log_weight(parts)
+      chunk_sums = jnp.stack([log_w.sum(0), parts.log_likelihood.sum(0),
                               (parts.log_posterior - parts.log_prior).sum(0)])
-      return (log_mean_exp.add(bounds.log_weight(parts)), sums + chunk_sums), None
+      return (log_mean_exp.add(log_w), sums + chunk_sums), None
 
     init = (bounds.LogMeanExp.empty(x.shape[:1]), jnp.zeros((3, x.shape[0])))
     keys = jax.random.split(key, num_samples // sample_chunk)

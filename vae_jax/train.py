@@ -42,6 +42,7 @@ def learning_rate_schedule(train_config, total_steps: int):
   return optax.join_schedules([optax.constant_schedule(r) for r in train_config.learning_rates],
                               boundaries)
 
+
 def kl_weight(train_config, step, total_steps: int):
   """beta of the warm-up ELBO: linear from kl_warmup_start to 1, then 1 (B.3)."""
   warmup_steps = round(train_config.kl_warmup_fraction * total_steps)
