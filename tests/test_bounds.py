@@ -27,7 +27,7 @@ def _exact_log_likelihood(model, params, x):
   grid = jnp.stack(jnp.meshgrid(axis, axis), -1).reshape(-1, 1, 2)
 
   def log_joint(module, z):
-    log_px_z = module.likelihood(module.decoder(z)).log_prob(x)
+    log_px_z = module.likelihood(z, x).log_prob(x)
     return log_px_z + module.prior.log_prob(z)
 
   values = model.apply({"params": params}, grid, method=log_joint)  # [grid, batch]
@@ -88,8 +88,10 @@ def test_estimator_memory_does_not_depend_on_num_samples(two_latent_model):
 def test_active_units_counts_dimensions_whose_posterior_mean_varies(two_latent_model):
   model, params, _ = two_latent_model
   images = jax.random.bernoulli(jax.random.PRNGKey(6), 0.4, (600, 8, 8, 1)).astype(jnp.uint8)
-  means = model.apply({"params": params}, images.astype(jnp.float32), method=VAE.posterior_mean)
+  means = model.apply({"params": params}, images.astype(jnp.float32), None, 1,
+                      method=VAE.posterior_mean)
   variances = np.sort(np.var(np.asarray(means), axis=0))
   for threshold, expected in ((0.0, 2), (variances[0] * 1.01, 1), (variances[1] * 1.01, 0)):
-    assert evaluate.active_units(model, params, images, False, jax.random.PRNGKey(0), threshold,
-                                 batch_size=300) == expected
+    counts = evaluate.active_units(model, params, images, "binary", jax.random.PRNGKey(0),
+                                   threshold, num_samples=1, batch_size=300)
+    assert counts == {"active_units": expected}

@@ -32,3 +32,16 @@ def restore_latest(checkpoint_manager: ocp.CheckpointManager, like):
   if step is None:
     return None
   return checkpoint_manager.restore(step, args=ocp.args.StandardRestore(like))
+
+
+def restore_params(workdir: str):
+  """The parameters to evaluate from a training workdir's latest checkpoint: the best validated
+  ones when the run validated, else the latest. Restored as saved (nested dicts of arrays)."""
+  checkpoint_manager = manager(workdir, keep=None) if os.path.isdir(
+      os.path.join(workdir, "checkpoints")) else None
+  step = checkpoint_manager and checkpoint_manager.latest_step()
+  if step is None:
+    raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints: train that run first.")
+  state = checkpoint_manager.restore(step, args=ocp.args.StandardRestore())
+  best = state.get("best_params")
+  return best if best else state["params"]

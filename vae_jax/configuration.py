@@ -7,7 +7,9 @@ import json
 
 import ml_collections
 
-from vae_jax.models.factory import ARCHITECTURES, PRIORS
+from vae_jax.models.factory import ARCHITECTURES, FLOW_TYPES, LIKELIHOODS, PRIORS
+
+STRATEGIES = ("joint", "posthoc", "iterative")
 
 # Paper schedule (Appendix B.3): 2,400 epochs; lr 1e-3, 1e-4, 1e-5 for 800 epochs each; KL warm-up
 # over the first 100. Expressed as fractions of training so a shorter run keeps the same shape.
@@ -31,13 +33,18 @@ def base_config() -> ml_collections.ConfigDict:
   ))
 
   config.model = ml_collections.ConfigDict(dict(
-      architecture="dense",
-      latent_dim=40,  # B.2: 40 on (Static)MNIST, 64 on FashionMNIST and Omniglot
+      architecture="dense",  # dense | conv | resnet | resnet_small | pixel | resnet_hvae | resnet_cifar
+      # B.2: 40 on (Static)MNIST, 64 on FashionMNIST and Omniglot; for resnet_cifar, the channels
+      # of the 8x8 latent tensor (32, B.5); for resnet_hvae, the size of each of z1 and z2 (B.13).
+      latent_dim=40,
       hidden_units=(500, 500),  # B.2 DenseVAE: Dense[500 -> 500]
       min_logstd=-11.0,  # B.6 / Section 3
+      likelihood="bernoulli",  # bernoulli (binary images) | discretized_logistic (8-bit, B.5)
       prior="realnvp",  # standard | realnvp
-      flow_depth=20,  # K
-      coupling_hidden=256,  # B.2: h = Dense[256]
+      flow_depth=20,  # K of the prior's RealNVP
+      posterior_flow_depth=0,  # K of a RealNVP posterior (Eq. B.1); 0: Gaussian q(z|x)
+      flow_type="full",  # full: InvertibleDense -> Coupling -> ActNorm; pure: couplings only (B.7)
+      coupling_hidden=256,  # B.2: h = Dense[256]; B.5: Resnet[8x8x64] channels for resnet_cifar
   ))
 
   config.train = ml_collections.ConfigDict(dict(
@@ -48,6 +55,14 @@ def base_config() -> ml_collections.ConfigDict:
       kl_warmup_fraction=100 / PAPER_EPOCHS,
       kl_warmup_start=0.01,  # beta rises linearly 0.01 -> 1 (B.3)
       l2_weight=1e-4,  # on kernels of non-linear layers (B.3)
+      beta=1.0,  # beta-VAE (Eq. 4): the KL weight that the warm-up rises to
+      reg_weight=0.0,  # weight of Reg[q(z)] (B.3); 1.0 in the paper's regularized models
+      # joint | posthoc | iterative (B.3, Algorithm B.1). posthoc and iterative start from the
+      # encoder and decoder of the standard-prior run in `init_from` and train the prior alone
+      # (posthoc) or alternate prior and VAE phases (iterative, `iterations` of them).
+      strategy="joint",
+      init_from="",
+      iterations=16,
       grad_clip_norm=100.0,  # Section 3 clips gradients; the norm is not stated: ours
       log_every_steps=200,
       checkpoint_every_steps=5000,
@@ -62,6 +77,9 @@ def base_config() -> ml_collections.ConfigDict:
       sample_chunk=100,  # samples evaluated at once; memory grows with this, not num_samples
       batch_size=500,  # test points per evaluation call
       active_unit_threshold=0.01,  # Burda et al. 2016; B.3
+      # Samples per point for E_q[z|x] where it has no closed form (flow posteriors, the HVAE's
+      # z1): 1,000 in B.3.
+      active_unit_samples=1000,
       num_images=64,  # samples and reconstructions in the PNG grids
   ))
   config.lock()
@@ -88,6 +106,9 @@ def validate(config, num_devices: int) -> None:
   """Raises ValueError with an actionable message for an inconsistent config."""
   _check_choice(config.model.architecture, ARCHITECTURES, "model.architecture")
   _check_choice(config.model.prior, PRIORS, "model.prior")
+  _check_choice(config.model.likelihood, LIKELIHOODS, "model.likelihood")
+  _check_choice(config.model.flow_type, FLOW_TYPES, "model.flow_type")
+  _check_choice(config.train.strategy, STRATEGIES, "train.strategy")
   train, evaluation = config.train, config.eval
   if train.batch_size % num_devices:
     raise ValueError(f"config.train.batch_size={train.batch_size} must be divisible by the "

@@ -14,15 +14,15 @@ import numpy as np
 
 from vae_jax import bounds, parallel
 from vae_jax.data import batching
-from vae_jax.models import VAE
 
 
-def make_bound_estimator(model: VAE, num_samples: int, sample_chunk: int):
+def make_bound_estimator(model, num_samples: int, sample_chunk: int):
   """(params, x, key) -> per-example IS log-likelihood, ELBO, reconstruction and KL estimates.
 
   Samples are drawn `sample_chunk` at a time inside a `lax.scan`, and the log-mean-exp is
   accumulated in a max-subtracted streaming form, so memory does not grow with `num_samples`.
-  KL here is E_q[log q(z|x) - log p(z)] (B.3), estimated from the same samples.
+  KL here is E_q[log q(z|x) - log p(z)] (B.3), estimated from the same samples. Also E_q[z] and
+  E_q[z^2] per example and latent dimension, for the latent statistics of Table B.1.
   """
   sample_chunk = min(sample_chunk, num_samples)
   if num_samples % sample_chunk:
@@ -30,19 +30,25 @@ def make_bound_estimator(model: VAE, num_samples: int, sample_chunk: int):
 
   def estimate(params, x, key):
     def add_chunk(carry, chunk_key):
-      log_mean_exp, sums = carry
-      parts = model.apply({"params": params}, x, chunk_key, sample_chunk, method=VAE.log_weights)
+      log_mean_exp, sums, z_sums = carry
+      parts = model.apply({"params": params}, x, chunk_key, sample_chunk, method="log_weights")
       log_w = bounds.log_weight(parts)
       chunk_sums = jnp.stack([log_w.sum(0), parts.log_likelihood.sum(0),
                               (parts.log_posterior - parts.log_prior).sum(0)])
-      return (log_mean_exp.add(log_w), sums + chunk_sums), None
+      z = parts.z.reshape(parts.z.shape[:2] + (-1,))
+      z_sums = z_sums + jnp.stack([z.sum(0), jnp.square(z).sum(0)])
+      return (log_mean_exp.add(log_w), sums + chunk_sums, z_sums), None
 
-    init = (bounds.LogMeanExp.empty(x.shape[:1]), jnp.zeros((3, x.shape[0])))
+    latent_size = jax.eval_shape(lambda: model.apply(
+        {"params": params}, x, key, 1, method="log_weights").z).shape[2:]
+    init = (bounds.LogMeanExp.empty(x.shape[:1]), jnp.zeros((3, x.shape[0])),
+            jnp.zeros((2, x.shape[0], math.prod(latent_size))))
     keys = jax.random.split(key, num_samples // sample_chunk)
-    (log_mean_exp, sums), _ = jax.lax.scan(add_chunk, init, keys)
-    means = sums / num_samples
+    (log_mean_exp, sums, z_sums), _ = jax.lax.scan(add_chunk, init, keys)
+    means, z_means = sums / num_samples, z_sums / num_samples
     return {"log_likelihood": log_mean_exp.value(), "elbo": means[0],
-            "reconstruction": means[1], "kl": means[2]}
+            "reconstruction": means[1], "kl": means[2], "z_mean": z_means[0],
+            "z_square_mean": z_means[1]}
 
   return estimate
 
@@ -50,57 +56,75 @@ def make_bound_estimator(model: VAE, num_samples: int, sample_chunk: int):
 class DatasetEvaluator:
   """Runs the bound estimator over a device-resident uint8 image array, batch by batch."""
 
-  def __init__(self, model: VAE, mesh, num_samples: int, sample_chunk: int, batch_size: int):
+  def __init__(self, model, mesh, num_samples: int, sample_chunk: int, batch_size: int):
     self.num_samples = num_samples
     self._batch_size = batch_size
     self._estimate = make_bound_estimator(model, num_samples, sample_chunk)
     self._batch_sharding = parallel.batch_sharded(mesh)
 
   @functools.partial(jax.jit, static_argnums=(0, 4))
-  def _estimate_batch(self, params, images, start, dynamic_binarization, key):
+  def _estimate_batch(self, params, images, start, encoding, key):
     # Wrap-around padding of the last batch; the host drops the padded results.
     index = (start + jnp.arange(self._batch_size)) % images.shape[0]
     key = jax.random.fold_in(key, start)
-    x = batching.model_input(jax.random.fold_in(key, 0), images[index], dynamic_binarization)
+    x = batching.model_input(jax.random.fold_in(key, 0), images[index], encoding)
     x = jax.lax.with_sharding_constraint(x, self._batch_sharding)
     return self._estimate(params, x, jax.random.fold_in(key, 1))
 
-  def __call__(self, params, images, dynamic_binarization: bool, key) -> dict:
-    """Dataset means (in nats) of each estimate, plus timing."""
+  def __call__(self, params, images, encoding: str, key) -> dict:
+    """Dataset means (in nats) of each estimate, the latent statistics, and timing.
+
+    kl_z_given_x = log p(x) - ELBO = E KL(q(z|x) || p(z|x)) (Table 6), from the IS estimate of
+    log p(x); latent_mean and latent_variance average Mean(z_k) and Var(z_k) over k (Table B.1).
+    """
     start_time = time.time()
     n = images.shape[0]
-    per_batch = [self._estimate_batch(params, images, start, dynamic_binarization, key)
+    per_batch = [self._estimate_batch(params, images, start, encoding, key)
                  for start in range(0, n, self._batch_size)]
     per_example = {k: np.concatenate([np.asarray(b[k]) for b in per_batch])[:n]
                    for k in per_batch[0]}
     seconds = time.time() - start_time
+    z_mean = per_example.pop("z_mean").mean(0)
+    z_variance = per_example.pop("z_square_mean").mean(0) - np.square(z_mean)
     results = {k: float(np.mean(v)) for k, v in per_example.items()}
     results["nll"] = -results.pop("log_likelihood")
+    results.update(kl_z_given_x=-results["nll"] - results["elbo"],
+                   latent_mean=float(z_mean.mean()), latent_variance=float(z_variance.mean()))
     results.update(num_points=n, num_samples=self.num_samples, seconds=seconds,
                    importance_samples_per_second=n * self.num_samples / seconds)
     return results
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3, 5))
-def _posterior_means(model, params, images, dynamic_binarization, key, batch_size):
+@functools.partial(jax.jit, static_argnums=(0, 3, 5, 6))
+def _posterior_means(model, params, images, encoding, key, batch_size, num_samples):
   def batch_means(start):
     batch = jax.lax.dynamic_slice_in_dim(images, start, batch_size)
-    x = batching.model_input(jax.random.fold_in(key, start), batch, dynamic_binarization)
-    return model.apply({"params": params}, x, method=VAE.posterior_mean)
+    key_start = jax.random.fold_in(key, start)
+    x = batching.model_input(jax.random.fold_in(key_start, 0), batch, encoding)
+    return model.apply({"params": params}, x, jax.random.fold_in(key_start, 1), num_samples,
+                       method="posterior_mean")
   starts = jnp.arange(0, images.shape[0] - batch_size + 1, batch_size)
-  return jax.lax.map(batch_means, starts).reshape(-1, model.latent_dim)
+  means = jax.lax.map(batch_means, starts)
+  return means.reshape(-1, means.shape[-1])
 
 
-def active_units(model: VAE, params, images, dynamic_binarization: bool, key, threshold: float,
-                 batch_size: int = 500) -> int:
+def active_units(model, params, images, encoding: str, key, threshold: float, num_samples: int,
+                 batch_size: int = 500) -> dict:
   """Dimensions k with Var_x(E_q[z_k|x]) > threshold, over `images` (Burda et al. 2016; B.3).
 
-  For a Gaussian posterior E_q[z|x] is its mean, exactly: the 1,000 samples of B.3 estimate
-  that same number. A remainder of fewer than `batch_size` images is left out.
+  Returns {"active_units": total} plus, for models with several latent variables, one count per
+  variable ("active_units_z1", ...). For a Gaussian posterior E_q[z|x] is its mean, exactly;
+  otherwise (flow posteriors, z1 of the HVAE) the mean of `num_samples` samples (1,000 in B.3).
+  A remainder of fewer than `batch_size` images is left out.
   """
   batch_size = min(batch_size, images.shape[0])
-  means = _posterior_means(model, params, images, dynamic_binarization, key, batch_size)
-  return int(jnp.sum(jnp.var(means, axis=0) > threshold))
+  means = _posterior_means(model, params, images, encoding, key, batch_size, num_samples)
+  active = np.asarray(jnp.var(means, axis=0) > threshold)
+  counts = {"active_units": int(active.sum())}
+  if len(model.latent_groups) > 1:
+    counts.update({f"active_units_{name}": int(active[columns].sum())
+                   for name, columns in model.latent_groups.items()})
+  return counts
 
 
 def bits_per_dim(nll_nats: float, image_shape) -> float:

@@ -6,10 +6,11 @@ from its latest checkpoint ends with exactly the parameters of an uninterrupted 
 """
 import dataclasses
 import json
+import math
 import os
 import platform
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from absl import logging
 import flax
@@ -21,7 +22,7 @@ import optax
 from vae_jax import checkpoints, configuration, data, evaluate, image_grid, parallel
 from vae_jax.data import batching
 from vae_jax.metric_writer import MetricWriter, write_json_atomically, write_text_atomically
-from vae_jax.models import VAE, create_model
+from vae_jax.models import create_model
 
 
 @flax.struct.dataclass
@@ -60,9 +61,69 @@ def l2_penalty(params):
   return sum(jax.tree_util.tree_leaves(jax.tree_util.tree_map_with_path(penalty, params)))
 
 
+class _PhaseState(NamedTuple):
+  step: jax.Array
+  adam: optax.OptState
+
+
+def _in_phases(learning_rate, active) -> optax.GradientTransformation:
+  """Adam that updates its parameters (and its moments) only at steps where `active(step)`."""
+  adam = optax.scale_by_adam()
+
+  def init(params):
+    return _PhaseState(jnp.zeros((), jnp.int32), adam.init(params))
+
+  def update(grads, state, params=None):
+    del params
+    directions, new_adam = adam.update(grads, state.adam)
+    on = active(state.step)
+    scale = jnp.where(on, -learning_rate(state.step), 0.0)
+    keep = lambda new, old: jnp.where(on, new, old)
+    return (jax.tree_util.tree_map(lambda d: scale * d, directions),
+            _PhaseState(state.step + 1, jax.tree_util.tree_map(keep, new_adam, state.adam)))
+
+  return optax.GradientTransformation(init, update)
+
+
+def prior_training_phases(train_config, total_steps: int):
+  """(prior_active, vae_active, learning_rate), functions of the step, for post-hoc and
+  iterative prior training (B.3, Algorithm B.1).
+
+  Post-hoc: the prior alone, lr 1e-3 then 1e-4 (config.train.learning_rates). Iterative with I
+  iterations of M = total / (2 I) steps: the prior for 2M steps (lr 1e-3 then 1e-4: Iteration 1b),
+  then VAE and prior alternate for M steps each at lr 1e-4 (Iterations ia, ib for i = 2..I).
+  """
+  first, later = train_config.learning_rates[0], train_config.learning_rates[-1]
+  if train_config.strategy == "posthoc":
+    return (lambda step: True), (lambda step: False), learning_rate_schedule(train_config,
+                                                                            total_steps)
+  phase_steps = total_steps // (2 * train_config.iterations)
+  if phase_steps == 0:
+    raise ValueError(f"Iterative training with {train_config.iterations} iterations needs at "
+                     f"least {2 * train_config.iterations} steps; the run has {total_steps}.")
+  phase = lambda step: jnp.maximum(step // phase_steps - 2, 0)  # 0, 0, then 0, 1, 2, ...
+  in_prior_phase = lambda step: (step < 2 * phase_steps) | (phase(step) % 2 == 1)
+  learning_rate = lambda step: jnp.where(step < phase_steps, first, later)
+  return in_prior_phase, (lambda step: ~in_prior_phase(step)), learning_rate
+
+
 def make_optimizer(train_config, total_steps: int):
-  return optax.chain(optax.clip_by_global_norm(train_config.grad_clip_norm),
-                     optax.adam(learning_rate_schedule(train_config, total_steps)))
+  clip = optax.clip_by_global_norm(train_config.grad_clip_norm)
+  if train_config.strategy == "joint":
+    return optax.chain(clip, optax.adam(learning_rate_schedule(train_config, total_steps)))
+  prior_active, vae_active, learning_rate = prior_training_phases(train_config, total_steps)
+  label = lambda params: {k: jax.tree_util.tree_map(lambda _: "prior" if k == "prior" else "vae", v)
+                          for k, v in params.items()}
+  return optax.chain(clip, optax.multi_transform(
+      {"prior": _in_phases(learning_rate, prior_active),
+       "vae": _in_phases(learning_rate, vae_active)}, label))
+
+
+def latent_regularizer(z):
+  """Reg[q(z)] of B.3: mean over dimensions of Mean(z_k)^2 + (Var(z_k) - 1)^2, over the batch's
+  posterior samples z [samples, batch, ...]."""
+  z = z.reshape(-1, math.prod(z.shape[2:]))
+  return jnp.mean(jnp.square(jnp.mean(z, 0)) + jnp.square(jnp.var(z, 0) - 1.0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +131,7 @@ class Run:
   """Everything a run needs besides its state: config, data on device, model, mesh."""
   config: Any
   dataset: data.Dataset
-  model: VAE
+  model: Any  # VAE or HierarchicalVAE
   mesh: Any
   train_images: jax.Array
   validation_images: Any
@@ -90,10 +151,11 @@ def setup_run(config, devices=None) -> Run:
   mesh = parallel.data_mesh(devices)
   configuration.validate(config, mesh.size)
   dataset = data.load(config.data)
-  if not dataset.binary:
-    raise ValueError(f"{dataset.name} has 8-bit pixels, but the models here have a Bernoulli "
-                     "decoder for binary images; a discretized-logistic decoder for CIFAR-10 "
-                     "comes with the Xu et al. (2020) B.5 models.")
+  likelihood = config.model.likelihood
+  if dataset.binary != (likelihood == "bernoulli"):
+    wanted = "bernoulli" if dataset.binary else "discretized_logistic"
+    raise ValueError(f"{dataset.name} has {'binary' if dataset.binary else '8-bit'} pixels but "
+                     f"config.model.likelihood={likelihood!r}; set it to {wanted!r}.")
   steps_per_epoch = dataset.train.shape[0] // config.train.batch_size
   if steps_per_epoch == 0:
     raise ValueError(f"config.train.batch_size={config.train.batch_size} exceeds the "
@@ -106,16 +168,42 @@ def setup_run(config, devices=None) -> Run:
              test_images=on_device(dataset.test), steps_per_epoch=steps_per_epoch)
 
 
+def _pretrained_params(run: Run, params, x, key):
+  """`params` with the encoder and decoder of config.train.init_from, and the prior initialised
+  anew on posterior samples of that encoder (ActNorm's data-dependent initialisation)."""
+  workdir = run.config.train.init_from
+  pretrained = checkpoints.restore_params(workdir)
+  mismatched = [k for k in params if k != "prior" and jax.tree_util.tree_map(
+      jnp.shape, pretrained.get(k)) != jax.tree_util.tree_map(jnp.shape, params[k])]
+  if mismatched:
+    raise ValueError(f"config.train.init_from={workdir!r} holds a model whose {mismatched} "
+                     "parameters differ in shape from this config's: pre-train with the same "
+                     "architecture and data (see vae_jax.xu2020.pretraining_cell).")
+  params = {k: (v if k == "prior" else pretrained[k]) for k, v in params.items()}
+  z = run.model.apply({"params": params}, x, jax.random.fold_in(key, 0), 1,
+                      method="sample_posterior")[0]
+  params["prior"] = run.model.prior.init({"params": jax.random.fold_in(key, 1)}, z,
+                                         method="log_prob")["params"]
+  return params
+
+
 def create_train_state(run: Run, optimizer) -> TrainState:
   """Initialises on the first training batch (ActNorm layers initialise from data)."""
   init_key, train_key, _, _ = run.keys()
+  train_config = run.config.train
+  if (train_config.strategy == "joint") != (not train_config.init_from):
+    raise ValueError(f"config.train.strategy={train_config.strategy!r} "
+                     + ("needs config.train.init_from: the workdir of the standard-prior model "
+                        "it starts from." if train_config.strategy != "joint" else
+                        "trains from scratch: leave config.train.init_from empty."))
 
-  @jax.jit
   def init(images):
-    x = batching.model_input(jax.random.fold_in(init_key, 0), images,
-                             run.dataset.dynamic_binarization)
-    params = run.model.init({"params": jax.random.fold_in(init_key, 1)}, x,
+    x = batching.model_input(jax.random.fold_in(init_key, 0), images, run.dataset.encoding)
+    params = run.model.init({"params": jax.random.fold_in(init_key, 1),
+                             "dropout": jax.random.fold_in(init_key, 3)}, x,
                             jax.random.fold_in(init_key, 2))["params"]
+    if train_config.init_from:
+      params = _pretrained_params(run, params, x, jax.random.fold_in(init_key, 4))
     validating = run.config.train.validate_every_epochs > 0
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       opt_state=optimizer.init(params), rng=train_key,
@@ -123,6 +211,7 @@ def create_train_state(run: Run, optimizer) -> TrainState:
                       best_params=params if validating else None,
                       best_validation_nll=jnp.full((), jnp.inf), best_step=jnp.zeros((), jnp.int32))
 
+  init = init if train_config.init_from else jax.jit(init)  # restoring happens on the host
   state = init(run.train_images[:run.config.train.batch_size])
   return parallel.replicate(state, run.mesh)
 
@@ -134,21 +223,28 @@ def make_train_step(run: Run, optimizer):
   batch_sharding = parallel.batch_sharded(run.mesh)
 
   def loss_fn(params, x, key, beta):
-    parts = run.model.apply({"params": params}, x, key)
+    sample_key, dropout_key = jax.random.split(key)
+    parts = run.model.apply({"params": params}, x, sample_key, deterministic=False,
+                            rngs={"dropout": dropout_key})
     log_likelihood = parts.log_likelihood[0]
     kl = (parts.log_posterior - parts.log_prior)[0]
     l2 = l2_penalty(params)
     loss = -jnp.mean(log_likelihood - beta * kl) + train_config.l2_weight * l2
-    return loss, {"loss": loss, "elbo": jnp.mean(log_likelihood - kl),
-                  "reconstruction": jnp.mean(log_likelihood), "kl": jnp.mean(kl), "l2": l2}
+    metrics = {"elbo": jnp.mean(log_likelihood - kl), "reconstruction": jnp.mean(log_likelihood),
+               "kl": jnp.mean(kl), "l2": l2}
+    if train_config.reg_weight:
+      metrics["reg"] = latent_regularizer(parts.z)
+      loss = loss + train_config.reg_weight * metrics["reg"]
+    return loss, dict(metrics, loss=loss)
 
   def train_step(state: TrainState, images, order):
     binarize_key, sample_key = jax.random.split(jax.random.fold_in(state.rng, state.step))
     start = (state.step % run.steps_per_epoch) * batch_size
     batch = images[jax.lax.dynamic_slice_in_dim(order, start, batch_size)]
-    x = batching.model_input(binarize_key, batch, run.dataset.dynamic_binarization)
+    x = batching.model_input(binarize_key, batch, run.dataset.encoding)
     x = jax.lax.with_sharding_constraint(x, batch_sharding)
-    beta = kl_weight(train_config, state.step, total_steps)
+    # beta-VAE (Eq. 4) with the warm-up of B.3 rising to config.train.beta.
+    beta = train_config.beta * kl_weight(train_config, state.step, total_steps)
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params, x, sample_key, beta)
     grad_norm = optax.tree.norm(grads)
@@ -160,7 +256,9 @@ def make_train_step(run: Run, optimizer):
         lambda a, b: jnp.where(finite, a, b), new, old)
     first_nonfinite = jnp.where(finite | (state.first_nonfinite_step >= 0),
                                 state.first_nonfinite_step, state.step)
-    metrics.update(beta=beta, grad_norm=grad_norm, learning_rate=schedule(state.step))
+    metrics.update(beta=beta, grad_norm=grad_norm)
+    if train_config.strategy == "joint":
+      metrics["learning_rate"] = schedule(state.step)
     return state.replace(step=state.step + 1, params=keep_if_finite(params, state.params),
                          opt_state=keep_if_finite(opt_state, state.opt_state),
                          first_nonfinite_step=first_nonfinite), metrics
@@ -241,7 +339,7 @@ def train(run: Run, workdir: str) -> TrainState:
                    means["elbo"], rate, _duration((run.total_steps - step) / rate))
       pending, interval_start, interval_step = [], time.time(), step
     if epoch_done == 0:
-      if validator and epoch % train_config.validate_every_epochs == 0:
+      if validator and (epoch % train_config.validate_every_epochs == 0 or step == run.total_steps):
         state = _validate(run, state, validator, jax.random.fold_in(eval_key, step), writer)
         stop_early = _patience_exhausted(run, state, step)
       order = epoch_order(order_key, epoch, num_train)
@@ -273,7 +371,7 @@ def _patience_exhausted(run: Run, state: TrainState, step: int) -> bool:
 
 
 def _validate(run: Run, state: TrainState, validator, key, writer) -> TrainState:
-  results = validator(state.params, run.validation_images, run.dataset.dynamic_binarization, key)
+  results = validator(state.params, run.validation_images, run.dataset.encoding, key)
   step = int(state.step)
   writer.write(step, "validation", {k: results[k] for k in ("nll", "elbo", "reconstruction", "kl")})
   logging.info("validation at step %d: NLL %.3f (%d samples)", step, results["nll"],
@@ -298,12 +396,13 @@ def evaluate_test(run: Run, params, workdir: str, num_samples: int,
   evaluator = evaluate.DatasetEvaluator(run.model, run.mesh, num_samples, eval_config.sample_chunk,
                                         eval_config.batch_size)
   _, _, _, eval_key = run.keys()
-  # Test images are already binarized (B.1), so the test set is the same for every model.
-  results = evaluator(params, run.test_images, False, jax.random.fold_in(eval_key, 0))
+  # Test images are final (binarized beforehand, B.1), so the test set is the same for every model.
+  test_encoding = "8bit" if run.dataset.encoding == "8bit" else "binary"
+  results = evaluator(params, run.test_images, test_encoding, jax.random.fold_in(eval_key, 0))
   results["bits_per_dim"] = evaluate.bits_per_dim(results["nll"], run.dataset.image_shape)
-  results["active_units"] = evaluate.active_units(
-      run.model, params, run.train_images, run.dataset.dynamic_binarization,
-      jax.random.fold_in(eval_key, 1), eval_config.active_unit_threshold)
+  results.update(evaluate.active_units(
+      run.model, params, run.train_images, run.dataset.encoding, jax.random.fold_in(eval_key, 1),
+      eval_config.active_unit_threshold, eval_config.active_unit_samples))
   results.update(dataset=run.dataset.name, devices=f"{jax.device_count()}x {jax.devices()[0].device_kind}",
                  host=platform.node(), cpu_count=os.cpu_count(),
                  test_binarizations=(run.config.data.test_binarizations
@@ -311,11 +410,12 @@ def evaluate_test(run: Run, params, workdir: str, num_samples: int,
   write_json_atomically(os.path.join(workdir, output), results)
   if jax.process_index() == 0:
     n = eval_config.num_images
-    samples = jax.jit(run.model.apply, static_argnames=("method", "n"))(
-        {"params": params}, jax.random.fold_in(eval_key, 2), n=n, method=VAE.generate)
+    apply = jax.jit(run.model.apply, static_argnames=("method", "n"))
+    samples = apply({"params": params}, jax.random.fold_in(eval_key, 2), n=n, method="generate")
     image_grid.save_grid(os.path.join(workdir, "samples.png"), samples)
-    originals = run.test_images[:n // 2].astype(jnp.float32)
-    reconstructions = run.model.apply({"params": params}, originals, method=VAE.reconstruct)
+    originals = batching.model_input(None, run.test_images[:n // 2], test_encoding)
+    reconstructions = apply({"params": params}, originals, jax.random.fold_in(eval_key, 3),
+                            method="reconstruct")
     pairs = jnp.stack([originals, reconstructions], 1).reshape((-1,) + originals.shape[1:])
     image_grid.save_grid(os.path.join(workdir, "reconstructions.png"), pairs)
   return results

@@ -13,8 +13,17 @@ def epoch_order(key, epoch, num_examples: int):
   return jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)
 
 
-def model_input(key, images, dynamic_binarization: bool):
-  """uint8 images -> float32 model input; dynamic: x ~ Bernoulli(intensity / 255)."""
-  if dynamic_binarization:
+ENCODINGS = ("dynamic", "binary", "8bit")
+
+
+def model_input(key, images, encoding: str):
+  """uint8 images -> float32 model input, by the dataset's `encoding`.
+
+  dynamic: x ~ Bernoulli(intensity / 255) (B.1); binary: the {0, 1} values as they are;
+  8bit: x = pixel / 255 in [0, 1], the grid of the discretized logistic likelihood.
+  """
+  if encoding == "dynamic":
     return jax.random.bernoulli(key, images.astype(jnp.float32) / 255.0).astype(jnp.float32)
+  if encoding == "8bit":
+    return images.astype(jnp.float32) / 255.0
   return images.astype(jnp.float32)

@@ -47,6 +47,13 @@ class Dataset:
   def image_shape(self) -> tuple[int, int, int]:
     return self.train.shape[1:]
 
+  @property
+  def encoding(self) -> str:
+    """How `batching.model_input` turns the stored uint8 arrays into model input."""
+    if self.dynamic_binarization:
+      return "dynamic"
+    return "binary" if self.binary else "8bit"
+
 
 @dataclasses.dataclass(frozen=True)
 class _Spec:

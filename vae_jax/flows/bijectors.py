@@ -3,6 +3,7 @@
 Each bijector is a plain value built from arrays (and, for couplings, a conditioner function);
 the Flax modules in `realnvp.py` own the parameters and build these per call.
 """
+import math
 from typing import Callable
 
 import distrax
@@ -11,13 +12,15 @@ import jax.numpy as jnp
 
 
 class InvertibleDense(distrax.Bijector):
-  """y = W x with W = P L (U + diag(sign * exp(log_abs_diag))) (Glow's LU form, dense version).
+  """y = W x with W = P L (U + diag(sign * exp(log_abs_diag))) (Glow's LU form) on the last axis.
 
-  log|det W| = sum(log_abs_diag), and the inverse costs two triangular solves.
+  With event_ndims=1 it is the InvertibleDense of Xu et al. (2020, B.2); with event_ndims=3 on
+  [H, W, C] events it is Glow's invertible 1x1 convolution (B.5). log|det| = H W sum(log_abs_diag),
+  and the inverse costs two triangular solves.
   """
 
-  def __init__(self, permutation, lower, upper, log_abs_diag, sign_diag):
-    super().__init__(event_ndims_in=1)
+  def __init__(self, permutation, lower, upper, log_abs_diag, sign_diag, event_ndims: int = 1):
+    super().__init__(event_ndims_in=event_ndims)
     dim = log_abs_diag.shape[-1]
     self._permutation = permutation
     self._lower = jnp.tril(lower, -1) + jnp.eye(dim, dtype=lower.dtype)
@@ -29,7 +32,9 @@ class InvertibleDense(distrax.Bijector):
     return self._permutation @ self._lower @ self._upper
 
   def _log_det_for(self, x):
-    return jnp.broadcast_to(self._log_det, x.shape[:-1])
+    event_ndims = self.event_ndims_in
+    positions = math.prod(x.shape[x.ndim - event_ndims:-1])  # 1 for vectors, H W for images
+    return jnp.broadcast_to(positions * self._log_det, x.shape[:x.ndim - event_ndims])
 
   def forward_and_log_det(self, x):
     return x @ self.matrix.T, self._log_det_for(x)
@@ -47,13 +52,14 @@ def actnorm(log_scale, bias, event_ndims: int) -> distrax.Bijector:
   return distrax.Block(distrax.ScalarAffine(shift=bias, log_scale=log_scale), ndims=event_ndims)
 
 
-def sigmoid_affine_coupling(conditioner: Callable, split_index: int,
-                            event_ndims: int) -> distrax.Bijector:
+def sigmoid_affine_coupling(conditioner: Callable, split_index: int, event_ndims: int,
+                            swap: bool = False) -> distrax.Bijector:
   """Affine coupling whose scale is a sigmoid (Xu et al. 2020, Appendix B.2).
 
   [u_l, u_r] -> [u_l, u_r * sigmoid(s(u_l)) + t(u_l)], split on the last axis. The scale lies in
   (0, 1), so the forward map cannot blow up as an exp-scale can (a known source of NaNs);
-  ActNorm after each coupling restores the spread. `conditioner(u_l)` returns (s, t).
+  ActNorm after each coupling restores the spread. `conditioner(u_l)` returns (s, t). With
+  `swap`, the left part is transformed conditioned on the right.
   """
 
   def inner(params):
@@ -61,4 +67,4 @@ def sigmoid_affine_coupling(conditioner: Callable, split_index: int,
     return distrax.ScalarAffine(shift=shift, log_scale=jax.nn.log_sigmoid(pre_scale))
 
   return distrax.SplitCoupling(split_index=split_index, event_ndims=event_ndims,
-                               conditioner=conditioner, bijector=inner)
+                               conditioner=conditioner, bijector=inner, swap=swap)

@@ -1,5 +1,9 @@
 """RealNVP as in Xu et al. (2020), Appendix B.2: K blocks of InvertibleDense -> Coupling -> ActNorm.
 
+Vectors (event_ndims=1) use dense coupling networks (B.2); 8x8xC latent tensors (event_ndims=3)
+use invertible 1x1 convolutions and residual coupling networks (B.5). The "pure" RealNVP of
+Dinh et al. (2017) (B.7, Table B.4) keeps only the couplings, alternating the transformed half.
+
 The modules return distrax bijectors for the map f: z -> w (the paper's direction), so a prior is
 `distrax.Transformed(N(0, I), distrax.Inverse(f))` and log p(z) = log N(f(z)) + log|det df/dz|.
 Modules take `init_inputs`, a batch that reaches the layer; it is read only while initialising
@@ -11,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from vae_jax.flows import bijectors
+from vae_jax.nets import conv
 from vae_jax.nets.dense import MLP
 
 
@@ -30,6 +35,7 @@ class ActNorm(nn.Module):
 
 class InvertibleDenseLayer(nn.Module):
   """InvertibleDense initialised at a random rotation; P and the signs of diag(U) stay fixed."""
+  event_ndims: int = 1
 
   @nn.compact
   def __call__(self, init_inputs):
@@ -49,7 +55,8 @@ class InvertibleDenseLayer(nn.Module):
     log_abs_diag = self.param("log_abs_diag", lambda _: jnp.log(jnp.abs(diag())))
     sign_diag = self.param("sign_diag", lambda _: jnp.sign(diag()))
     return bijectors.InvertibleDense(jax.lax.stop_gradient(permutation), lower, upper,
-                                     log_abs_diag, jax.lax.stop_gradient(sign_diag))
+                                     log_abs_diag, jax.lax.stop_gradient(sign_diag),
+                                     self.event_ndims)
 
 
 class DenseConditioner(nn.Module):
@@ -63,38 +70,67 @@ class DenseConditioner(nn.Module):
     return nn.Dense(self.out_dim, name="scale")(h), nn.Dense(self.out_dim, name="shift")(h)
 
 
+class ResnetConditioner(nn.Module):
+  """u_l -> Resnet[8x8xhidden -> 8x8xhidden] -> (LinearConv1x1 for s, LinearConv1x1 for t) (B.5).
+
+  B.5 writes the outputs as 8x8x32, the whole latent; they have the channels of u_r, the half
+  that the coupling transforms.
+  """
+  hidden: int
+  out_channels: int
+
+  @nn.compact
+  def __call__(self, u_left):
+    h = conv.ResidualBlock(self.hidden, name="block_0")(u_left)
+    h = conv.ResidualBlock(self.hidden, name="block_1")(h)
+    linear_1x1 = lambda name: nn.Conv(self.out_channels, (1, 1), name=name)
+    return linear_1x1("scale")(h), linear_1x1("shift")(h)
+
+
 class RealNVPBlock(nn.Module):
-  """f_k = InvertibleDense -> CouplingLayer -> ActNorm."""
+  """f_k = InvertibleDense -> CouplingLayer -> ActNorm; only the coupling when `pure`.
+
+  The coupling splits the last axis (features, or channels of a latent tensor) in halves.
+  """
   coupling_hidden: int
+  event_ndims: int = 1
+  pure: bool = False
+  swap: bool = False  # transform the left half instead of the right (pure flows alternate)
 
   @nn.compact
   def __call__(self, init_inputs):
     dim = init_inputs.shape[-1]
     split = dim // 2
-    layers = [
-        InvertibleDenseLayer(name="invertible_dense")(init_inputs),
-        bijectors.sigmoid_affine_coupling(
-            DenseConditioner(self.coupling_hidden, dim - split, name="coupling"),
-            split_index=split, event_ndims=1),
-    ]
+    out_dim = split if self.swap else dim - split
+    conditioner = (DenseConditioner if self.event_ndims == 1 else ResnetConditioner)(
+        self.coupling_hidden, out_dim, name="coupling")
+    coupling = bijectors.sigmoid_affine_coupling(conditioner, split_index=split,
+                                                 event_ndims=self.event_ndims, swap=self.swap)
+    if self.pure:
+      return coupling
+    layers = [InvertibleDenseLayer(self.event_ndims, name="invertible_dense")(init_inputs),
+              coupling]
     h = init_inputs
     if self.is_initializing():
       for layer in layers:
         h = layer.forward(h)
-    layers.append(ActNorm(name="actnorm")(h))
+    layers.append(ActNorm(self.event_ndims, name="actnorm")(h))
     return distrax.Chain(layers[::-1])  # Chain applies its last bijector first.
 
 
 class RealNVP(nn.Module):
-  """f = f_K o ... o f_1, as one distrax bijector."""
+  """f = f_K o ... o f_1, as one distrax bijector, over events of `event_ndims` axes."""
   num_blocks: int
   coupling_hidden: int = 256
+  event_ndims: int = 1
+  pure: bool = False
 
   @nn.compact
   def __call__(self, init_inputs):
     blocks, h = [], init_inputs
     for k in range(self.num_blocks):
-      block = RealNVPBlock(self.coupling_hidden, name=f"block_{k}")(h)
+      block = RealNVPBlock(self.coupling_hidden, self.event_ndims, self.pure,
+                           swap=self.pure and k % 2 == 1, name=f"block_{k}")(h)
       if self.is_initializing():
         h = block.forward(h)
       blocks.append(block)

@@ -1,11 +1,18 @@
-"""Builds a model from `config.model` and the data's image shape."""
+"""Builds a model from `config.model` and the data's image shape (Xu et al. 2020, B.2, B.5, B.13)."""
 from typing import Sequence
 
-from vae_jax import nets, priors
+from vae_jax import flows, nets, priors
+from vae_jax.models import heads
+from vae_jax.models.hvae import HierarchicalVAE
 from vae_jax.models.vae import VAE
+from vae_jax.nets import conv
 
-ARCHITECTURES = ("dense",)
+ARCHITECTURES = ("dense", "conv", "resnet", "resnet_small", "pixel", "resnet_hvae", "resnet_cifar")
 PRIORS = ("standard", "realnvp")
+LIKELIHOODS = ("bernoulli", "discretized_logistic")
+FLOW_TYPES = ("full", "pure")
+# B.5: the CIFAR-10 latent is an 8 x 8 x C tensor.
+_CIFAR_LATENT_SIZE = 8
 
 
 def _choice(value, valid, key):
@@ -13,19 +20,71 @@ def _choice(value, valid, key):
     raise ValueError(f"config.model.{key}={value!r} is not one of {', '.join(valid)}.")
 
 
+def latent_shape(model_config) -> tuple:
+  if model_config.architecture == "resnet_cifar":
+    return (_CIFAR_LATENT_SIZE, _CIFAR_LATENT_SIZE, model_config.latent_dim)
+  return (model_config.latent_dim,)
+
+
 def create_prior(model_config):
   _choice(model_config.prior, PRIORS, "prior")
-  latent_shape = (model_config.latent_dim,)
+  _choice(model_config.flow_type, FLOW_TYPES, "flow_type")
+  shape = latent_shape(model_config)
   if model_config.prior == "standard":
-    return priors.StandardNormalPrior(latent_shape)
-  return priors.RealNVPPrior(latent_shape, model_config.flow_depth, model_config.coupling_hidden)
+    return priors.StandardNormalPrior(shape)
+  return priors.RealNVPPrior(shape, model_config.flow_depth, model_config.coupling_hidden,
+                             pure=model_config.flow_type == "pure")
 
 
-def create_model(model_config, image_shape: Sequence[int]) -> VAE:
-  _choice(model_config.architecture, ARCHITECTURES, "architecture")
-  hidden = tuple(model_config.hidden_units)
-  return VAE(encoder=nets.DenseEncoder(hidden),
-             decoder=nets.DenseDecoder(tuple(image_shape), hidden),
-             prior=create_prior(model_config),
-             latent_dim=model_config.latent_dim,
-             min_logstd=model_config.min_logstd)
+def _networks(architecture: str, image_shape):
+  """(encoder, decoder) of B.2 / B.5 for a convolutional architecture."""
+  residual = architecture != "conv"
+  if architecture == "resnet_cifar":
+    return (conv.ConvEncoder(conv.CIFAR_ENCODER_SHAPES, residual, flatten=False),
+            conv.ConvDecoder(conv.CIFAR_DECODER_SHAPES, residual, unflatten_shape=None))
+  if tuple(image_shape[:2]) != (28, 28):
+    raise ValueError(f"The {architecture} architecture of B.2 is for 28x28 images; the data are "
+                     f"{tuple(image_shape)}. Use architecture 'dense' for other sizes.")
+  if architecture == "resnet_small":
+    return (conv.ConvEncoder(conv.SMALL_ENCODER_SHAPES, residual),
+            conv.ConvDecoder(conv.SMALL_DECODER_SHAPES, residual, conv.MNIST_DECODER_UNFLATTEN))
+  return (conv.ConvEncoder(conv.MNIST_ENCODER_SHAPES, residual),
+          conv.ConvDecoder(conv.MNIST_DECODER_SHAPES, residual, conv.MNIST_DECODER_UNFLATTEN))
+
+
+def _head(model_config, image_shape):
+  _choice(model_config.likelihood, LIKELIHOODS, "likelihood")
+  channels = image_shape[-1]
+  if model_config.likelihood == "discretized_logistic":
+    return heads.DiscretizedLogisticHead(channels)
+  if model_config.architecture == "pixel":
+    return heads.PixelCNNHead()
+  return heads.BernoulliHead(channels, project=model_config.architecture != "dense")
+
+
+def create_model(model_config, image_shape: Sequence[int]):
+  architecture = model_config.architecture
+  _choice(architecture, ARCHITECTURES, "architecture")
+  image_shape = tuple(image_shape)
+  if architecture == "dense":
+    hidden = tuple(model_config.hidden_units)
+    encoder = nets.DenseEncoder(hidden)
+    decoder = nets.DenseDecoder(image_shape, hidden)
+  else:
+    # PixelVAE and ResnetHVAE use the ResnetVAE networks (B.2, B.13).
+    encoder, decoder = _networks(
+        "resnet" if architecture in ("pixel", "resnet_hvae") else architecture, image_shape)
+  head, prior = _head(model_config, image_shape), create_prior(model_config)
+  if architecture == "resnet_hvae":
+    if model_config.posterior_flow_depth:
+      raise ValueError("The ResnetHVAE of B.13 has Gaussian posteriors: set "
+                       "config.model.posterior_flow_depth=0.")
+    return HierarchicalVAE(encoder=encoder, decoder=decoder, head=head, prior=prior,
+                           latent_dim=model_config.latent_dim, min_logstd=model_config.min_logstd)
+  shape = latent_shape(model_config)
+  posterior_flow = None
+  if model_config.posterior_flow_depth:
+    posterior_flow = flows.RealNVP(model_config.posterior_flow_depth, model_config.coupling_hidden,
+                                   len(shape), pure=model_config.flow_type == "pure")
+  return VAE(encoder=encoder, decoder=decoder, head=head, prior=prior, latent_shape=shape,
+             min_logstd=model_config.min_logstd, posterior_flow=posterior_flow)

@@ -1,57 +1,97 @@
-"""A VAE with one latent vector: encoder, Gaussian posterior, prior and decoder.
+"""A VAE with one latent variable: encoder, posterior (Gaussian, optionally a RealNVP on top), prior,
+decoder and likelihood head (Xu et al. 2020, Section 3 and Appendix B.2).
 
 Everything the bounds need is `log_weights`: per sample, log p(x|z), log p(z) and log q(z|x)
 (`vae_jax.bounds` turns them into the ELBO, the IWAE bound and the IS log-likelihood).
 """
-from typing import Callable, NamedTuple
+import math
+from typing import NamedTuple, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vae_jax.distributions import DiagonalGaussian, bernoulli_image
+from vae_jax.distributions import DiagonalGaussian
 
 
 class LogWeights(NamedTuple):
-  """Each [num_samples, batch]: the parts of log w = log p(x|z) + log p(z) - log q(z|x)."""
+  """Each [num_samples, batch]: the parts of log w = log p(x|z) + log p(z) - log q(z|x).
+
+  `z` holds the samples themselves, [num_samples, batch, *latent_shape], for regularizers and
+  latent statistics.
+  """
   log_likelihood: jax.Array
   log_prior: jax.Array
   log_posterior: jax.Array
+  z: jax.Array
 
 
 class VAE(nn.Module):
-  """q(z|x) = N(mu(h(x)), exp(logstd(h(x)))), logstd clipped below at `min_logstd` (B.6)."""
+  """q(z|x) = N(mu(h(x)), std(h(x))) pushed through `posterior_flow` when given (Eq. B.1)."""
   encoder: nn.Module
   decoder: nn.Module
+  head: nn.Module  # features (and x) -> p(x|z), see heads.py
   prior: nn.Module
-  latent_dim: int
+  latent_shape: Sequence[int]
   min_logstd: float = -11.0
-  likelihood: Callable = bernoulli_image
+  posterior_flow: Optional[nn.Module] = None  # a RealNVP f: w -> z
 
   def setup(self):
-    self.posterior_loc = nn.Dense(self.latent_dim)
-    self.posterior_logstd = nn.Dense(self.latent_dim)
+    # Linear[D] heads for latent vectors (B.2), LinearConv1x1 heads for latent tensors (B.5).
+    if len(self.latent_shape) == 1:
+      linear = lambda: nn.Dense(self.latent_shape[0])
+    else:
+      linear = lambda: nn.Conv(self.latent_shape[-1], (1, 1))
+    self.posterior_loc = linear()
+    self.posterior_logstd = linear()
 
-  def posterior(self, x) -> DiagonalGaussian:
+  @property
+  def latent_groups(self) -> dict:
+    """Named latent variables -> their columns in `posterior_mean`, for active units."""
+    return {"z": slice(0, math.prod(self.latent_shape))}
+
+  def gaussian_posterior(self, x) -> DiagonalGaussian:
+    """N(mu(h), exp(max(logstd(h), min_logstd))): the log-std clip of B.6."""
     h = self.encoder(x)
     log_scale = jnp.maximum(self.posterior_logstd(h), self.min_logstd)
-    return DiagonalGaussian(self.posterior_loc(h), log_scale)
+    return DiagonalGaussian(self.posterior_loc(h), log_scale, event_ndims=len(self.latent_shape))
 
-  def log_weights(self, x, key, num_samples: int = 1) -> LogWeights:
-    z, log_posterior = self.posterior(x).sample_and_log_prob(seed=key, sample_shape=num_samples)
-    return LogWeights(log_likelihood=self.likelihood(self.decoder(z)).log_prob(x),
-                      log_prior=self.prior.log_prob(z), log_posterior=log_posterior)
+  def sample_posterior(self, x, key, num_samples: int):
+    """z ~ q(z|x) and log q(z|x), each with a leading sample axis."""
+    w, log_q = self.gaussian_posterior(x).sample_and_log_prob(seed=key, sample_shape=num_samples)
+    if self.posterior_flow is None:
+      return w, log_q
+    # log q(z|x) = log q(w|x) - log|det df/dw| (Eq. B.1).
+    z, log_det = self.posterior_flow(w).forward_and_log_det(w)
+    return z, log_q - log_det
 
-  def __call__(self, x, key):
-    return self.log_weights(x, key)
+  def likelihood(self, z, x, deterministic: bool = True):
+    return self.head(self.decoder(z), x, deterministic)
 
-  def posterior_mean(self, x):
-    return self.posterior(x).mean()
+  def log_weights(self, x, key, num_samples: int = 1, deterministic: bool = True) -> LogWeights:
+    z, log_posterior = self.sample_posterior(x, key, num_samples)
+    return LogWeights(log_likelihood=self.likelihood(z, x, deterministic).log_prob(x),
+                      log_prior=self.prior.log_prob(z), log_posterior=log_posterior, z=z)
+
+  def __call__(self, x, key, deterministic: bool = True):
+    return self.log_weights(x, key, deterministic=deterministic)
+
+  def posterior_mean(self, x, key, num_samples: int):
+    """E_q[z|x], flattened to [batch, D]: exact for a Gaussian q, else a mean of samples."""
+    if self.posterior_flow is None:
+      mean = self.gaussian_posterior(x).mean()
+    else:
+      mean = jnp.mean(self.sample_posterior(x, key, num_samples)[0], axis=0)
+    return mean.reshape(x.shape[0], -1)
 
   def generate(self, key, n: int):
-    """Mean images E[x|z] for n prior samples z."""
-    return self.likelihood(self.decoder(self.prior.sample(key, n))).mean()
+    """Images for n prior samples z: E[x|z], or sequential samples for a PixelCNN head."""
+    prior_key, image_key = jax.random.split(key)
+    return self.head.images(self.decoder(self.prior.sample(prior_key, n)), image_key)
 
-  def reconstruct(self, x):
-    """Mean images E[x|z] at the posterior means of x."""
-    return self.likelihood(self.decoder(self.posterior_mean(x))).mean()
+  def reconstruct(self, x, key):
+    """Images decoded from the mean of q(w|x), pushed through the posterior flow if any."""
+    z = self.gaussian_posterior(x).mean()
+    if self.posterior_flow is not None:
+      z = self.posterior_flow(z).forward(z)
+    return self.head.images(self.decoder(z), key)

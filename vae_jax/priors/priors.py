@@ -1,4 +1,7 @@
-"""Standard-normal and RealNVP priors (Xu et al. 2020, Section 3 and Eq. 7)."""
+"""Standard-normal and RealNVP priors (Xu et al. 2020, Section 3 and Eq. 7).
+
+Priors are over latent vectors [D] or latent tensors [H, W, C] (the CIFAR-10 model of B.5).
+"""
 from typing import Sequence
 
 import distrax
@@ -29,9 +32,10 @@ class RealNVPPrior(nn.Module):
   latent_shape: Sequence[int]
   num_blocks: int
   coupling_hidden: int = 256
+  pure: bool = False
 
   def setup(self):
-    self.flow = RealNVP(self.num_blocks, self.coupling_hidden)
+    self.flow = RealNVP(self.num_blocks, self.coupling_hidden, len(self.latent_shape), self.pure)
 
   def _distribution(self, init_inputs):
     base = standard_normal(tuple(self.latent_shape))

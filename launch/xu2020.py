@@ -1,0 +1,291 @@
+"""Xu et al. (2020): list the tables' cells, train them, and collect paper-vs-ours markdown.
+
+  python launch/xu2020.py list [TABLE]
+  python launch/xu2020.py commands <TABLE|all> --runs_dir=DIR [--epochs=N]
+  python launch/xu2020.py run <TABLE|all> --runs_dir=DIR [--epochs=N] [--dry_run]
+  python launch/xu2020.py collect --runs_dir=DIR [--runs_dir=DIR2 ...] [--output=results/xu2020.md]
+  python launch/xu2020.py archive --runs_dir=DIR --to=results/xu2020/runs
+
+Run from the repository root. A cell's workdir is DIR/<cell_slug(cell)>, plus -<N>ep for a
+reduced budget of N epochs. Post-hoc and iterative cells start from their pretraining cell's
+workdir, which comes first in `commands` and `run`.
+"""
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+from vae_jax import xu2020  # pylint: disable=wrong-import-position
+from vae_jax import xu2020_tables  # pylint: disable=wrong-import-position
+
+ARCHIVED_FILES = ("config.json", "eval_test.json", "train_summary.json", "command.txt")
+_BUDGET_SUFFIX = re.compile(r"(?P<slug>.+?)(?:-\d+ep)?")
+
+
+def workdir_name(cell: str, epochs: int | None = None) -> str:
+  slug = xu2020.cell_slug(cell)
+  return slug if epochs is None else f"{slug}-{epochs}ep"
+
+
+def ordered_cells(table: str) -> list[str]:
+  """The cells of a table (or of "all"), each preceded by its pretraining cell, if any."""
+  cells = xu2020_tables.all_cells() if table == "all" else xu2020_tables.cells(table)
+  ordered = {}
+  for cell in cells:
+    pretraining = xu2020.pretraining_cell(cell)
+    if pretraining:
+      ordered[pretraining] = None
+    ordered[cell] = None
+  return list(ordered)
+
+
+def command(cell: str, runs_dir: str, epochs: int | None = None) -> list[str]:
+  """The training command of one cell, as an argument list."""
+  argv = ["python", "-m", "vae_jax.main", f"--config=configs/xu2020.py:{cell}",
+          f"--workdir={os.path.join(runs_dir, workdir_name(cell, epochs))}"]
+  if epochs is not None:
+    argv.append(f"--config.train.num_epochs={epochs}")
+  pretraining = xu2020.pretraining_cell(cell)
+  if pretraining:
+    argv.append("--config.train.init_from="
+                + os.path.join(runs_dir, workdir_name(pretraining, epochs)))
+  return argv
+
+
+def commands(table: str, runs_dir: str, epochs: int | None = None) -> list[list[str]]:
+  return [command(cell, runs_dir, epochs) for cell in ordered_cells(table)]
+
+
+def run(table: str, runs_dir: str, epochs: int | None, dry_run: bool) -> int:
+  """Trains the cells one after another, skipping finished ones; stops at the first failure."""
+  runs_dir = os.path.abspath(runs_dir)
+  for cell in ordered_cells(table):
+    workdir = os.path.join(runs_dir, workdir_name(cell, epochs))
+    if os.path.exists(os.path.join(workdir, "eval_test.json")):
+      print(f"finished, skipped: {workdir}", flush=True)
+      continue
+    argv = command(cell, runs_dir, epochs)
+    line = shlex.join(argv)
+    print(f"{'would run' if dry_run else 'running'}: {line}", flush=True)
+    if dry_run:
+      continue
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "command.txt"), "w", encoding="utf-8") as f:
+      f.write(line + "\n")
+    returncode = subprocess.run(argv, cwd=ROOT, check=False).returncode
+    if returncode:
+      print(f"FAILED (exit status {returncode}): cell {cell}\n  workdir: {workdir}\n"
+            f"  command: {line}\nStopped here; the remaining cells did not run.",
+            file=sys.stderr)
+      return 1
+  return 0
+
+
+def _known_slugs() -> set[str]:
+  return {xu2020.cell_slug(cell) for cell in ordered_cells("all")}
+
+
+def finished_workdirs(runs_dirs) -> dict[str, list[str]]:
+  """Cell slug -> the finished workdirs (with eval_test.json) of that cell, at any budget."""
+  slugs = _known_slugs()
+  found = {}
+  for runs_dir in runs_dirs:
+    for name in sorted(os.listdir(runs_dir)):
+      workdir = os.path.join(runs_dir, name)
+      slug = _BUDGET_SUFFIX.fullmatch(name)["slug"]
+      if slug in slugs and os.path.isfile(os.path.join(workdir, "eval_test.json")):
+        found.setdefault(slug, []).append(workdir)
+  return found
+
+
+def _load_json(path: str) -> dict:
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except ValueError as e:
+    raise ValueError(f"{path}: not valid JSON ({e})") from e
+
+
+def read_run(workdir: str) -> dict:
+  """A finished workdir's results, epochs and command (None/"" where the file is absent)."""
+  summary_path = os.path.join(workdir, "train_summary.json")
+  command_path = os.path.join(workdir, "command.txt")
+  command_line = ""
+  if os.path.exists(command_path):
+    with open(command_path, encoding="utf-8") as f:
+      command_line = f.read().strip()
+  return {"results": _load_json(os.path.join(workdir, "eval_test.json")),
+          "epochs": (_load_json(summary_path)["epochs"] if os.path.exists(summary_path)
+                     else None),
+          "command": command_line}
+
+
+def _ours(metric: str, results: dict):
+  if metric == "kl_z_given_x":
+    if "nll" not in results or "elbo" not in results:
+      return None
+    return -results["nll"] - results["elbo"]
+  return results.get(metric)
+
+
+def _format(value: float, table: str, metric: str) -> str:
+  """A number with the paper's printed precision for that table and metric."""
+  if metric.startswith("active_units"):
+    return f"{round(value, 1):g}"
+  if metric.startswith("aggregated_posterior_kl"):
+    return f"{value:.3f}"
+  if metric == "posterior_std":
+    return f"{value:.4f}"
+  return f"{value:.{1 if table == 'B.7' else 2}f}"
+
+
+def _escape(text: str) -> str:
+  return text.replace("|", "\\|")
+
+
+def render(runs: dict[str, dict], runs_dirs) -> str:
+  """The markdown of all tables, given slug -> the chosen run of that cell."""
+  samples = sorted({r["results"]["num_samples"] for r in runs.values()
+                    if "num_samples" in r["results"]})
+  lines = [
+      "# Xu et al. (2020): paper vs. our runs", "",
+      "Generated by `python launch/xu2020.py collect` from "
+      + ", ".join(f"`{d}`" for d in runs_dirs) + ".", "",
+      "Legend. Values are in nats per image, except Table B.2 (bits per dimension on CIFAR-10). "
+      "NLL is the importance-sampled negative log-likelihood, with the number of importance "
+      "samples per test point in each run's eval_test.json (`num_samples`; the paper: 1,000; "
+      f"ours: {', '.join(str(s) for s in samples) or 'no runs yet'}). "
+      "kl_z_given_x = -NLL - ELBO. Paper values are means over 3 runs (± their standard "
+      "deviation where printed); ours are single runs, blank where the cell has not been run, "
+      "and reference rows (other papers' models) have none. The epochs column is our run's "
+      "training length: the paper trains for 2,400 epochs (post-hoc and iterative priors: "
+      "3,200 more after pre-training; Table B.4: 300), so our runs are at reduced budgets "
+      "where it says fewer. Hardware: devices and CPU cores of our run. Command: the exact "
+      "command that trained it (command.txt).", ""]
+  for table in xu2020_tables.TABLES.values():
+    lines += [f"## Table {table.name}: {table.title}", "",
+              "| row | column | metric | paper | ours | epochs | hardware | command |",
+              "|---|---|---|---|---|---|---|---|"]
+    for entry in table.entries:
+      paper = "" if entry.paper is None else _format(entry.paper, table.name, entry.metric)
+      if entry.paper_std is not None:
+        paper += " ± " + _format(entry.paper_std, table.name, entry.metric)
+      ours = epochs = hardware = command_line = ""
+      chosen = runs.get(xu2020.cell_slug(entry.cell)) if entry.cell else None
+      if chosen:
+        results = chosen["results"]
+        value = _ours(entry.metric, results)
+        ours = "" if value is None else _format(value, table.name, entry.metric)
+        epochs = "" if chosen["epochs"] is None else f"{chosen['epochs']:g}"
+        if "devices" in results:
+          hardware = results["devices"] + (
+              f", {results['cpu_count']} CPU cores" if "cpu_count" in results else "")
+        command_line = f"`{chosen['command']}`" if chosen["command"] else ""
+      lines.append("| " + " | ".join(_escape(c) for c in (
+          entry.row, entry.column, entry.metric, paper, ours, epochs, hardware,
+          command_line)) + " |")
+    lines.append("")
+  return "\n".join(lines)
+
+
+def _write_atomically(path: str, text: str) -> None:
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".xu2020-", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+      f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+
+
+def collect(runs_dirs, output: str) -> None:
+  """Reads every finished cell workdir, then writes the markdown; nothing is written on error."""
+  runs = {}
+  for slug, workdirs in finished_workdirs(runs_dirs).items():
+    candidates = [read_run(w) for w in workdirs]
+    runs[slug] = max(candidates, key=lambda r: -1 if r["epochs"] is None else r["epochs"])
+  _write_atomically(output, render(runs, runs_dirs))
+  print(f"wrote {output}: {len(runs)} cells with results")
+
+
+def archive(runs_dir: str, to: str) -> None:
+  """Copies the small files of every finished cell workdir into `to`/<workdir name>/."""
+  count = 0
+  for workdirs in finished_workdirs([runs_dir]).values():
+    for workdir in workdirs:
+      destination = os.path.join(to, os.path.basename(workdir))
+      os.makedirs(destination, exist_ok=True)
+      for name in ARCHIVED_FILES:
+        if os.path.exists(os.path.join(workdir, name)):
+          shutil.copyfile(os.path.join(workdir, name), os.path.join(destination, name))
+      count += 1
+  print(f"archived {count} workdirs into {to}")
+
+
+def _list(table: str | None) -> None:
+  if table is None:
+    for name, t in xu2020_tables.TABLES.items():
+      print(f"{name:5} {len(xu2020_tables.cells(name)):3} cells  {t.title}")
+    return
+  for cell in xu2020_tables.cells(table):
+    print(f"{cell}\t{workdir_name(cell)}")
+
+
+def main(argv=None) -> int:
+  tables = list(xu2020_tables.TABLES)
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  sub = parser.add_subparsers(dest="action", required=True)
+  list_parser = sub.add_parser("list", help="tables, or one table's cells and workdir names")
+  list_parser.add_argument("table", nargs="?", choices=tables)
+  for action in ("commands", "run"):
+    p = sub.add_parser(action, help=f"{action} the training of a table's cells")
+    p.add_argument("table", choices=tables + ["all"])
+    p.add_argument("--runs_dir", required=True)
+    p.add_argument("--epochs", type=int, help="reduced budget; part of the workdir name")
+    if action == "run":
+      p.add_argument("--dry_run", action="store_true", help="print what would run")
+  collect_parser = sub.add_parser("collect", help="paper vs. ours markdown")
+  collect_parser.add_argument("--runs_dir", action="append", required=True)
+  collect_parser.add_argument("--output", default="results/xu2020.md")
+  archive_parser = sub.add_parser("archive", help="copy the runs' small files")
+  archive_parser.add_argument("--runs_dir", required=True)
+  archive_parser.add_argument("--to", required=True)
+  args = parser.parse_args(argv)
+
+  if args.action in ("commands", "run") and args.epochs is not None and args.epochs < 1:
+    parser.error("--epochs must be positive")
+  if args.action == "list":
+    _list(args.table)
+  elif args.action == "commands":
+    for argv_ in commands(args.table, args.runs_dir, args.epochs):
+      print(shlex.join(argv_))
+  elif args.action == "run":
+    return run(args.table, args.runs_dir, args.epochs, args.dry_run)
+  elif args.action == "collect":
+    try:
+      collect(args.runs_dir, args.output)
+    except (OSError, ValueError, KeyError) as e:
+      print(f"collect failed, {args.output} left unchanged: {type(e).__name__}: {e}",
+            file=sys.stderr)
+      return 1
+  else:
+    archive(args.runs_dir, args.to)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

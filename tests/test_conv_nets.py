@@ -1,0 +1,171 @@
+"""Conv/Resnet encoders and decoders of B.2 and B.5: shapes, strides, resnet sum, L2 naming."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vae_jax.nets import conv
+
+BATCH = (2, 3)
+
+
+def _init_shapes(module, input_shape):
+  """Shapes of (output, variables), without computing anything."""
+  x = jax.ShapeDtypeStruct(input_shape, jnp.float32)
+  return jax.eval_shape(lambda x: module.init_with_output(jax.random.PRNGKey(0), x), x)
+
+
+def _random_params(module, input_shape, seed=0):
+  """Random parameters (biases included) from NumPy: Flax's initializers compile slowly on CPU."""
+  rng = np.random.default_rng(seed)
+  shapes = _init_shapes(module, input_shape)[1]["params"]
+  return jax.tree_util.tree_map(
+      lambda s: (0.3 * rng.standard_normal(s.shape)).astype(np.float32), shapes)
+
+
+def _apply(module, params, x):
+  return jax.jit(module.apply)({"params": params}, x)
+
+
+def _normal(shape, seed=1):
+  return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("residual", [True, False])
+@pytest.mark.parametrize("encoder_shapes, decoder_shapes", [
+    (conv.MNIST_ENCODER_SHAPES, conv.MNIST_DECODER_SHAPES),
+    (conv.SMALL_ENCODER_SHAPES, conv.SMALL_DECODER_SHAPES)])
+def test_mnist_shapes(residual, encoder_shapes, decoder_shapes):
+  encoder = conv.ConvEncoder(encoder_shapes, residual)
+  assert _init_shapes(encoder, BATCH + (28, 28, 1))[0].shape == BATCH + (7 * 7 * 16,)
+  decoder = conv.ConvDecoder(decoder_shapes, residual, conv.MNIST_DECODER_UNFLATTEN)
+  out, variables = _init_shapes(decoder, BATCH + (40,))
+  assert out.shape == BATCH + (28, 28, 32)
+  assert variables["params"]["hidden_dense"]["kernel"].shape == (40, 784)  # B.2: Dense[784]
+
+
+def test_cifar_shapes():
+  encoder = conv.ConvEncoder(conv.CIFAR_ENCODER_SHAPES, residual=True, flatten=False)
+  assert _init_shapes(encoder, BATCH + (32, 32, 3))[0].shape == BATCH + (8, 8, 256)
+  decoder = conv.ConvDecoder(conv.CIFAR_DECODER_SHAPES, residual=True, unflatten_shape=None)
+  assert _init_shapes(decoder, BATCH + (8, 8, 32))[0].shape == BATCH + (32, 32, 96)
+
+
+def test_leading_batch_dims_are_only_reshaped():
+  """[2, 3, ...] inputs give the outputs of the flattened [6, ...] batch."""
+  x = _normal(BATCH + (8, 8, 1))
+  encoder = conv.ConvEncoder(((4, 4, 4), (4, 4, 2)), residual=True)
+  params = _random_params(encoder, x.shape)
+  flat = _apply(encoder, params, x.reshape((-1, 8, 8, 1)))
+  np.testing.assert_allclose(_apply(encoder, params, x), flat.reshape(BATCH + (32,)), rtol=1e-5,
+                             atol=1e-5)
+  z = _normal(BATCH + (5,))
+  decoder = conv.ConvDecoder(((8, 8, 4),), residual=True, unflatten_shape=(4, 4, 2))
+  params = _random_params(decoder, z.shape)
+  flat = _apply(decoder, params, z.reshape((-1, 5)))
+  np.testing.assert_allclose(_apply(decoder, params, z), flat.reshape(BATCH + (8, 8, 4)),
+                             rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_transpose_stack_maps_7_to_14_to_28(residual):
+  stack = conv.ConvStack(((14, 14, 8), (28, 28, 4), (28, 28, 4)), residual, transpose=True)
+  x = _normal((2, 7, 7, 16))
+  out = _apply(stack, _random_params(stack, x.shape), x)
+  assert out.shape == (2, 28, 28, 4)
+  assert np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_stride_1_layers_are_centered(transpose):
+  """'SAME' padding: with an all-ones 3x3 kernel, a delta spreads to its 3x3 neighbourhood."""
+  stack = conv.ConvStack(((9, 9, 1),), residual=False, transpose=transpose)
+  params = {"hidden_0": {"kernel": jnp.ones((3, 3, 1, 1)), "bias": jnp.zeros((1,))}}
+  x = np.zeros((1, 9, 9, 1), np.float32)
+  x[0, 4, 4, 0] = 1.0
+  expected = np.zeros_like(x)
+  expected[0, 3:6, 3:6, 0] = 1.0
+  np.testing.assert_array_equal(_apply(stack, params, x), expected)
+
+
+def test_layer_strides():
+  assert conv.layer_strides(28, 28, transpose=False) == 1
+  assert conv.layer_strides(28, 14, transpose=False) == 2
+  assert conv.layer_strides(7, 14, transpose=True) == 2
+  for in_height, out_height, transpose in [(28, 10, False), (14, 28, False), (14, 7, True),
+                                           (7, 21, True)]:
+    with pytest.raises(ValueError, match="Cannot derive the strides"):
+      conv.layer_strides(in_height, out_height, transpose)
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_stack_rejects_bad_shapes(residual):
+  with pytest.raises(ValueError, match="height 28 to 10"):
+    _init_shapes(conv.ConvStack(((28, 28, 8), (10, 10, 8)), residual, transpose=False),
+                 (1, 28, 28, 1))
+  # The width is not used to derive strides, but a mismatch is caught.
+  with pytest.raises(ValueError, match="requested"):
+    _init_shapes(conv.ConvStack(((14, 7, 8),), residual, transpose=False), (1, 28, 28, 1))
+
+
+def _zero_branch(params):
+  return {name: jax.tree_util.tree_map(jnp.zeros_like, value) if name.startswith("hidden_")
+          else value for name, value in params.items()}
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_residual_block_identity_shortcut(transpose):
+  x = _normal((2, 14, 14, 8))
+  block = conv.ResidualBlock(8, transpose=transpose)
+  params = _random_params(block, x.shape)
+  assert set(params) == {"hidden_0", "hidden_1"}
+  np.testing.assert_array_equal(_apply(block, _zero_branch(params), x), x)
+  # Pre-activation: the branch is hidden_1(leaky_relu(hidden_0(leaky_relu(x)))).
+  layer = nn.ConvTranspose if transpose else nn.Conv
+  conv_apply = lambda name, v: layer(8, (3, 3)).apply({"params": params[name]}, v)
+  branch = conv_apply("hidden_1", conv.leaky_relu(conv_apply("hidden_0", conv.leaky_relu(x))))
+  np.testing.assert_allclose(_apply(block, params, x), x + branch, rtol=1e-5, atol=1e-5)
+
+
+def test_residual_block_strided_shortcuts():
+  x = _normal((2, 14, 14, 8))
+  # Downsampling: a linear 1x1 stride-2 convolution samples every other pixel.
+  block = conv.ResidualBlock(16, strides=2)
+  params = _zero_branch(_random_params(block, x.shape))
+  kernel, bias = params["shortcut"]["kernel"][0, 0], params["shortcut"]["bias"]
+  np.testing.assert_allclose(_apply(block, params, x), x[:, ::2, ::2] @ kernel + bias,
+                             rtol=1e-5, atol=1e-5)
+  # Upsampling: a linear 1x1 stride-2 transposed convolution spreads pixels over a 2x grid.
+  block = conv.ResidualBlock(16, strides=2, transpose=True)
+  params = _zero_branch(_random_params(block, x.shape))
+  kernel, bias = params["shortcut"]["kernel"][0, 0], params["shortcut"]["bias"]
+  expected = np.broadcast_to(bias, (2, 28, 28, 16)).copy()
+  expected[:, ::2, ::2] += x @ kernel
+  np.testing.assert_allclose(_apply(block, params, x), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_l2_naming_rule(residual):
+  """Kernels under hidden_* names (penalized in B.3) are exactly those of non-linear layers."""
+  encoder = conv.ConvEncoder(conv.MNIST_ENCODER_SHAPES, residual)
+  decoder = conv.ConvDecoder(conv.MNIST_DECODER_SHAPES, residual, conv.MNIST_DECODER_UNFLATTEN)
+  trees = {"encoder": _init_shapes(encoder, (1, 28, 28, 1))[1]["params"],
+           "decoder": _init_shapes(decoder, (1, 40))[1]["params"]}
+  penalized, shortcuts = [], []
+  for path, _ in jax.tree_util.tree_flatten_with_path(trees)[0]:
+    names = [str(p.key) for p in path]
+    if names[-1] != "kernel":
+      continue
+    if any(n.startswith("hidden_") for n in names):
+      # The layer owning the kernel is itself a non-linear hidden_* layer.
+      assert names[-2].startswith("hidden_"), names
+      penalized.append(names)
+    else:
+      # Every kernel outside hidden_* names is a linear shortcut.
+      assert names[-2] == "shortcut", names
+      shortcuts.append(names)
+  num_layers = len(conv.MNIST_ENCODER_SHAPES) + len(conv.MNIST_DECODER_SHAPES)
+  assert len(penalized) == (2 * num_layers if residual else num_layers) + 1  # + hidden_dense
+  # Residual: a shortcut in blocks 0, 2, 4, 5 of q and 0, 1, 3 of p, where the shape changes.
+  assert len(shortcuts) == (7 if residual else 0)

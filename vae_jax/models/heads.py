@@ -1,0 +1,76 @@
+"""Likelihood heads: decoder features (and, for PixelCNN, the image) -> p(x|z).
+
+Each head maps features [..., H', W', C'] to a distribution over images [..., H, W, C] and can draw
+the images shown in sample grids (`images`): the distribution's mean, or for the autoregressive
+PixelCNN head a sequential sample.
+"""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vae_jax.distributions import bernoulli_image
+from vae_jax.distributions.discretized_logistic import DiscretizedLogistic
+from vae_jax.nets.pixelcnn import PixelCNN
+
+# B.5: log s of the discretized logistic is clipped below at -11, like the posterior's log-std.
+MIN_LOG_SCALE = -11.0
+
+
+def _linear_1x1(channels: int, name: str):
+  return nn.Conv(channels, (1, 1), name=name)
+
+
+class BernoulliHead(nn.Module):
+  """Bernoulli pixels. With `project`, logits = LinearConv1x1[H x W x C](features) (B.2, conv
+  decoders); otherwise the features are the logits (the DenseVAE decoder ends in Linear[784])."""
+  channels: int = 1
+  project: bool = True
+
+  @nn.compact
+  def __call__(self, features, x=None, deterministic: bool = True):
+    del x, deterministic
+    return bernoulli_image(_linear_1x1(self.channels, "logits")(features) if self.project
+                           else features)
+
+  def images(self, features, key):
+    del key
+    return self(features).mean()
+
+
+class DiscretizedLogisticHead(nn.Module):
+  """8-bit pixels: DiscretizedLogistic(LinearConv1x1(h), max(LinearConv1x1(h), -11)) (B.5)."""
+  channels: int = 3
+
+  @nn.compact
+  def __call__(self, features, x=None, deterministic: bool = True):
+    del x, deterministic
+    loc = _linear_1x1(self.channels, "loc")(features)
+    log_scale = jnp.maximum(_linear_1x1(self.channels, "log_scale")(features), MIN_LOG_SCALE)
+    return DiscretizedLogistic(loc, log_scale)
+
+  def images(self, features, key):
+    del key
+    return self(features).mean()
+
+
+class PixelCNNHead(nn.Module):
+  """PixelVAE (B.2): Concat[x, h(z)] -> PixelCNN[28x28x33 x 3] -> Bernoulli logits.
+
+  The likelihood is exact: log p(x|z) = sum_i log p(x_i | x_<i, z), all pixels in one pass.
+  """
+  num_layers: int = 3
+  features: int = 33
+  dropout_rate: float = 0.5  # B.2, as Salimans et al. (2017)
+
+  def setup(self):
+    self.pixelcnn = PixelCNN(self.num_layers, self.features, self.dropout_rate)
+
+  def __call__(self, features, x=None, deterministic: bool = True):
+    x = jnp.broadcast_to(x, features.shape[:-1] + x.shape[-1:])
+    return bernoulli_image(self.pixelcnn(features, x, deterministic))
+
+  def images(self, features, key):
+    """Binary samples drawn pixel by pixel (H x W network passes)."""
+    flat = features.reshape((-1,) + features.shape[-3:])
+    samples = self.pixelcnn.sample(flat, key)[0]
+    return jax.lax.stop_gradient(samples).reshape(features.shape[:-1] + samples.shape[-1:])

@@ -1,0 +1,135 @@
+"""Convolutional networks of the ConvVAE and ResnetVAE (Xu et al. 2020, Appendix B.2 and B.5).
+
+Naming convention (as in `dense.py`): every non-linear layer is called `hidden_*`, so the L2
+penalty of Appendix B.3 applies to its kernel; the linear 1x1 shortcuts of the resnet blocks are
+called `shortcut` and the blocks `block_<i>`, so no shortcut kernel lies under a `hidden_*` name.
+"""
+from typing import Sequence
+
+import math
+
+import flax.linen as nn
+
+from vae_jax.nets.dense import leaky_relu
+
+# B.2, ResnetVAE on MNIST-like 28 x 28 x 1 images: hφ(x) = x -> Resnet[...] -> Flatten.
+MNIST_ENCODER_SHAPES = ((28, 28, 32), (28, 28, 32), (14, 14, 64), (14, 14, 64), (7, 7, 64),
+                        (7, 7, 16))
+# B.2: hθ(z) = z -> Dense[784] -> UnFlatten[7 x 7 x 16] -> DeResnet[...].
+MNIST_DECODER_UNFLATTEN = (7, 7, 16)
+MNIST_DECODER_SHAPES = ((7, 7, 64), (14, 14, 64), (14, 14, 64), (28, 28, 32), (28, 28, 32))
+# B.5, ResnetVAE on CIFAR-10; z is an 8 x 8 x 32 tensor, so the decoder has no Dense/UnFlatten.
+CIFAR_ENCODER_SHAPES = ((32, 32, 96),) * 3 + ((16, 16, 192),) * 3 + ((8, 8, 256),) * 2
+CIFAR_DECODER_SHAPES = ((8, 8, 256),) * 2 + ((16, 16, 192),) * 3 + ((32, 32, 96),) * 2
+# B.7, the "low complexity" ResnetVAE matching Huang et al. (2017): 3 resnet layers in q and 4
+# layers in p (Dense -> UnFlatten[MNIST_DECODER_UNFLATTEN], then 3 deconvolutional resnet layers).
+# The paper does not list these shapes; they are our reading, reusing the widths of B.2.
+SMALL_ENCODER_SHAPES = ((28, 28, 32), (14, 14, 64), (7, 7, 16))
+SMALL_DECODER_SHAPES = ((14, 14, 64), (28, 28, 32), (28, 28, 32))
+
+
+def _conv(transpose: bool, features: int, kernel_size: int, strides: int, name: str):
+  """A (transposed) convolution with 'SAME' padding: it divides (multiplies) H, W by `strides`."""
+  conv = nn.ConvTranspose if transpose else nn.Conv
+  return conv(features, (kernel_size, kernel_size), strides=(strides, strides), padding="SAME",
+              name=name)
+
+
+def layer_strides(in_height: int, out_height: int, transpose: bool) -> int:
+  """The stride B.2 derives from a layer's input and output heights: 1 or 2."""
+  if in_height == out_height:
+    return 1
+  if (transpose and out_height == 2 * in_height) or (not transpose and in_height == 2 * out_height):
+    return 2
+  kind = ("deconvolutional layer (doubles or keeps H)" if transpose
+          else "convolutional layer (halves or keeps H)")
+  raise ValueError(f"Cannot derive the strides of a {kind} mapping height {in_height} to "
+                   f"{out_height}.")
+
+
+class ResidualBlock(nn.Module):
+  """Pre-activation resnet layer (Zagoruyko & Komodakis 2016) of B.2, without normalization.
+
+  out = shortcut(x) + hidden_1(leaky_relu(hidden_0(leaky_relu(x)))), where hidden_0 carries the
+  strides and the shortcut is the identity, or a linear 1x1 (transposed) convolution when the
+  shape changes. With `transpose`, all three are transposed convolutions (DeResnet) and the
+  block upsamples by `strides`.
+  """
+  features: int
+  strides: int = 1
+  transpose: bool = False
+  kernel_size: int = 3
+
+  @nn.compact
+  def __call__(self, x):
+    if self.strides == 1 and x.shape[-1] == self.features:
+      shortcut = x
+    else:
+      shortcut = _conv(self.transpose, self.features, 1, self.strides, "shortcut")(x)
+    h = _conv(self.transpose, self.features, self.kernel_size, self.strides,
+              "hidden_0")(leaky_relu(x))
+    h = _conv(self.transpose, self.features, self.kernel_size, 1, "hidden_1")(leaky_relu(h))
+    return shortcut + h
+
+
+class ConvStack(nn.Module):
+  """Resnet[...] / DeResnet[...] of B.2, or Conv[...] / DeConv[...] when not `residual`.
+
+  `output_shapes` lists each layer's H x W x C output; strides follow from the heights.
+  """
+  output_shapes: Sequence[tuple[int, int, int]]
+  residual: bool
+  transpose: bool
+
+  @nn.compact
+  def __call__(self, x):
+    """x: [N, H, W, C] -> [N, *output_shapes[-1]]."""
+    for i, shape in enumerate(self.output_shapes):
+      height, _, features = shape
+      strides = layer_strides(x.shape[-3], height, self.transpose)
+      if self.residual:
+        x = ResidualBlock(features, strides, self.transpose, name=f"block_{i}")(x)
+      else:
+        x = leaky_relu(_conv(self.transpose, features, 3, strides, f"hidden_{i}")(x))
+      if x.shape[-3:] != tuple(shape):
+        raise ValueError(f"Layer {i} outputs shape {x.shape[-3:]}, but {tuple(shape)} was "
+                         "requested.")
+    return x
+
+
+class ConvEncoder(nn.Module):
+  """hφ(x) = x -> Resnet[output_shapes] (or Conv[...]) -> Flatten (B.2; B.5 without Flatten)."""
+  output_shapes: Sequence[tuple[int, int, int]]
+  residual: bool
+  flatten: bool = True
+
+  @nn.compact
+  def __call__(self, x):
+    """x: [..., H, W, C] -> [..., h * w * c], or [..., h, w, c] without `flatten`."""
+    batch_shape = x.shape[:-3]
+    h = ConvStack(self.output_shapes, self.residual, transpose=False,
+                  name="stack")(x.reshape((-1,) + x.shape[-3:]))
+    return h.reshape(batch_shape + ((-1,) if self.flatten else h.shape[1:]))
+
+
+class ConvDecoder(nn.Module):
+  """hθ(z) = z -> Dense -> UnFlatten[unflatten_shape] -> DeResnet[output_shapes] (B.2).
+
+  With `unflatten_shape` None, z is already a tensor [..., h, w, c] (B.5, CIFAR-10). The linear
+  1x1 convolution to the likelihood's parameters is not part of this module.
+  """
+  output_shapes: Sequence[tuple[int, int, int]]
+  residual: bool
+  unflatten_shape: tuple[int, int, int] | None
+
+  @nn.compact
+  def __call__(self, z):
+    """z: [..., D] (or [..., h, w, c]) -> [..., *output_shapes[-1]]."""
+    if self.unflatten_shape is None:
+      batch_shape, h = z.shape[:-3], z.reshape((-1,) + z.shape[-3:])
+    else:
+      batch_shape = z.shape[:-1]
+      h = leaky_relu(nn.Dense(math.prod(self.unflatten_shape), name="hidden_dense")(z))
+      h = h.reshape((-1,) + tuple(self.unflatten_shape))
+    h = ConvStack(self.output_shapes, self.residual, transpose=True, name="stack")(h)
+    return h.reshape(batch_shape + h.shape[1:])

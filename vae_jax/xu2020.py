@@ -1,0 +1,169 @@
+"""Every model of Xu et al. (2020) as a *cell*: a short string that names one trained model.
+
+A cell is a comma-separated set of tokens, in any order, for example
+`resnet,rnvp_prior,K=20,static_mnist`. `config_for_cell` turns it into the full config with the
+paper's settings (Appendices B.1-B.3, B.5, B.7, B.9, B.13); `configs/xu2020.py` exposes it to
+`python -m vae_jax.main --config=configs/xu2020.py:<cell>`.
+
+Tokens (exactly one architecture, one flow placement and one dataset; the rest optional):
+  architecture  dense | conv | resnet | pixel | resnet_hvae | resnet_small (B.7's low-complexity
+                ResnetVAE). On cifar10, resnet is the B.5 ResnetVAE with an 8x8x32 latent tensor.
+  flow          standard | rnvp_prior | rnvp_posterior | rnvp_both (K blocks in each, Table 4)
+  K=<int>       flow depth; required by the rnvp_* flows (K=0 with rnvp_prior is standard)
+  pure          RealNVP without InvertibleDense and ActNorm (Table B.4)
+  posthoc | iterative
+                prior training strategy (B.3, Algorithm B.1); joint when absent. These start from
+                the standard-prior model of `pretraining_cell(cell)`.
+  beta=<float>  beta-VAE (Eq. 4)
+  reg           the Reg[q(z)] regularizer (B.3; Tables 5 and B.1)
+  min_logstd=<float>  the posterior's log-std clip (B.6, Table B.3); -inf for none
+  epochs=<int>, lr=<float>
+                a fixed budget and constant learning rate without early stopping (Table B.4)
+  dataset       static_mnist | mnist | fashion_mnist | omniglot | cifar10
+"""
+import ml_collections
+
+from vae_jax import configuration
+
+ARCHITECTURES = ("dense", "conv", "resnet", "pixel", "resnet_hvae", "resnet_small")
+FLOWS = ("standard", "rnvp_prior", "rnvp_posterior", "rnvp_both")
+STRATEGIES = ("posthoc", "iterative")
+DATASETS = ("static_mnist", "mnist", "fashion_mnist", "omniglot", "cifar10")
+_FLAGS = ("pure", "reg")
+_VALUED = ("K", "beta", "min_logstd", "epochs", "lr")  # also the canonical order
+_LATENT_DIM = {"static_mnist": 40, "mnist": 40, "fashion_mnist": 64, "omniglot": 64}  # B.2
+_CIFAR_LATENT_CHANNELS = 32  # B.5: z is 8 x 8 x 32
+# B.3: epochs after pre-training for post-hoc and iterative prior training.
+_PRIOR_TRAINING_EPOCHS = 3200
+# B.3: iterations I of Algorithm B.1 (M = 3200 / (2 I) epochs each).
+_ITERATIONS = {"static_mnist": 4}
+_DEFAULT_ITERATIONS = 16
+# B.3: early stopping on validation NLL (100 samples, every 20 epochs) on StaticMNIST and for
+# PixelVAE. The paper gives no patience; ours stops after 10 validations without improvement.
+_VALIDATE_EVERY_EPOCHS = 20
+_PATIENCE_EPOCHS = 200
+
+
+def parse_cell(cell: str) -> dict:
+  """Cell string -> {architecture, flow, dataset, strategy, pure, reg, K, beta, ...}."""
+  parsed = {"strategy": "joint", "pure": False, "reg": False}
+  seen = {}
+  for token in (t.strip() for t in cell.split(",") if t.strip()):
+    if "=" in token:
+      key, value = token.split("=", 1)
+      if key not in _VALUED:
+        raise ValueError(f"Unknown cell option {key!r} in {cell!r}; valid: {', '.join(_VALUED)}.")
+      parsed[key] = int(value) if key in ("K", "epochs") else float(value)
+      continue
+    for slot, choices in (("architecture", ARCHITECTURES), ("flow", FLOWS),
+                          ("strategy", STRATEGIES), ("dataset", DATASETS)):
+      if token in choices:
+        if slot in seen:
+          raise ValueError(f"Cell {cell!r} names two {slot}s: {seen[slot]!r} and {token!r}.")
+        seen[slot] = parsed[slot] = token
+        break
+    else:
+      if token not in _FLAGS:
+        raise ValueError(
+            f"Unknown cell token {token!r} in {cell!r}. Valid: {', '.join(ARCHITECTURES)}; "
+            f"{', '.join(FLOWS)}; {', '.join(STRATEGIES)}; {', '.join(DATASETS)}; "
+            f"{', '.join(_FLAGS)}; " + ", ".join(f"{k}=<value>" for k in _VALUED) + ".")
+      parsed[token] = True
+  for slot, choices in (("architecture", ARCHITECTURES), ("flow", FLOWS), ("dataset", DATASETS)):
+    if slot not in parsed:
+      raise ValueError(f"Cell {cell!r} names no {slot}; one of {', '.join(choices)}.")
+  if parsed["flow"] != "standard" and "K" not in parsed:
+    raise ValueError(f"Cell {cell!r}: flow {parsed['flow']} needs K=<depth>.")
+  if parsed["strategy"] != "joint" and parsed["flow"] != "rnvp_prior":
+    raise ValueError(f"Cell {cell!r}: {parsed['strategy']} training is for rnvp_prior models.")
+  if parsed["dataset"] == "cifar10" and parsed["architecture"] not in ("resnet", "resnet_hvae"):
+    raise ValueError(f"Cell {cell!r}: on cifar10 the paper has only the resnet model (B.5).")
+  return parsed
+
+
+def canonical(cell: str) -> str:
+  """The cell's tokens in one fixed order, so equal cells compare equal."""
+  p = parse_cell(cell)
+  tokens = [p["architecture"], p["flow"]]
+  tokens += [f"K={p['K']}"] if "K" in p else []
+  tokens += ["pure"] if p["pure"] else []
+  tokens += [p["strategy"]] if p["strategy"] != "joint" else []
+  tokens += [f"beta={p['beta']:g}"] if "beta" in p else []
+  tokens += ["reg"] if p["reg"] else []
+  tokens += [f"{k}={p[k]:g}" for k in _VALUED[2:] if k in p]
+  return ",".join(tokens + [p["dataset"]])
+
+
+def cell_slug(cell: str) -> str:
+  """A file-name-safe form of the canonical cell, used as its workdir name."""
+  return canonical(cell).replace(",", "-").replace("=", "")
+
+
+def pretraining_cell(cell: str):
+  """For post-hoc and iterative cells, the standard-prior cell they start from; else None."""
+  p = parse_cell(cell)
+  if p["strategy"] == "joint":
+    return None
+  return canonical(cell.replace(p["strategy"], "").replace(f"K={p['K']}", "")
+                   .replace("rnvp_prior", "standard"))
+
+
+def config_for_cell(cell: str) -> ml_collections.ConfigDict:
+  """The full config of one cell, with the paper's settings."""
+  p = parse_cell(cell)
+  config = configuration.base_config()
+  dataset, architecture = p["dataset"], p["architecture"]
+  config.data.name = dataset
+  model, train = config.model, config.train
+
+  if dataset == "cifar10":
+    architecture = {"resnet": "resnet_cifar"}.get(architecture, architecture)
+    model.latent_dim = _CIFAR_LATENT_CHANNELS
+    model.likelihood = "discretized_logistic"
+    model.coupling_hidden = 64  # B.5: Resnet[8x8x64 -> 8x8x64] in each coupling
+  else:
+    model.latent_dim = _LATENT_DIM[dataset]
+  model.architecture = architecture
+
+  flow, depth = p["flow"], p.get("K", 0)
+  model.prior = "realnvp" if flow in ("rnvp_prior", "rnvp_both") and depth else "standard"
+  model.flow_depth = depth if model.prior == "realnvp" else 0
+  model.posterior_flow_depth = depth if flow in ("rnvp_posterior", "rnvp_both") else 0
+  model.flow_type = "pure" if p["pure"] else "full"
+  if "min_logstd" in p:
+    model.min_logstd = p["min_logstd"]
+
+  # B.3: batch 128 (64 for PixelVAE); lr 1e-3/1e-4/1e-5 over thirds of 2,400 epochs, except
+  # StaticMNIST: 1e-4 for 1,600 epochs then 1e-5.
+  train.batch_size = 64 if architecture == "pixel" else 128
+  if dataset == "static_mnist":
+    train.learning_rates = (1e-4, 1e-5)
+    train.lr_boundaries = (1600 / configuration.PAPER_EPOCHS,)
+  if dataset == "static_mnist" or architecture == "pixel":
+    config.data.validation = True
+    train.validate_every_epochs = _VALIDATE_EVERY_EPOCHS
+    train.early_stopping_patience_epochs = _PATIENCE_EPOCHS
+
+  if p["strategy"] != "joint":
+    train.strategy = p["strategy"]
+    train.num_epochs = _PRIOR_TRAINING_EPOCHS
+    train.kl_warmup_fraction = 0.0  # the VAE was warmed up in pre-training
+    train.iterations = _ITERATIONS.get(dataset, _DEFAULT_ITERATIONS)
+    # Post-hoc (B.3): 1e-3 for the first half, 1e-4 for the second. Iterative schedules its own.
+    train.learning_rates = (1e-3, 1e-4)
+    train.lr_boundaries = (0.5,)
+    train.early_stopping_patience_epochs = 0
+  if "beta" in p:
+    train.beta = p["beta"]
+  if p["reg"]:
+    train.reg_weight = 1.0
+  if "epochs" in p:
+    train.num_epochs = p["epochs"]
+  if "lr" in p:
+    train.learning_rates = (p["lr"],)
+    train.lr_boundaries = ()
+    train.early_stopping_patience_epochs = 0
+    train.validate_every_epochs = 0
+    config.data.validation = False  # B.7: "without validation set"
+  return config
+
