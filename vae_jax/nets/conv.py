@@ -28,11 +28,12 @@ SMALL_ENCODER_SHAPES = ((28, 28, 32), (14, 14, 64), (7, 7, 16))
 SMALL_DECODER_SHAPES = ((14, 14, 64), (28, 28, 32), (28, 28, 32))
 
 
-def _conv(transpose: bool, features: int, kernel_size: int, strides: int, name: str):
+def _conv(transpose: bool, features: int, kernel_size: int, strides: int, name: str,
+          kernel_init=nn.initializers.lecun_normal()):
   """A (transposed) convolution with 'SAME' padding: it divides (multiplies) H, W by `strides`."""
   conv = nn.ConvTranspose if transpose else nn.Conv
   return conv(features, (kernel_size, kernel_size), strides=(strides, strides), padding="SAME",
-              name=name)
+              kernel_init=kernel_init, name=name)
 
 
 def layer_strides(in_height: int, out_height: int, transpose: bool) -> int:
@@ -68,7 +69,12 @@ class ResidualBlock(nn.Module):
       shortcut = _conv(self.transpose, self.features, 1, self.strides, "shortcut")(x)
     h = _conv(self.transpose, self.features, self.kernel_size, self.strides,
               "hidden_0")(leaky_relu(x))
-    h = _conv(self.transpose, self.features, self.kernel_size, 1, "hidden_1")(leaky_relu(h))
+    # The branch's last convolution starts at zero, so each block starts as its shortcut and the
+    # activations of deep stacks without normalization keep their scale at initialisation
+    # (Goyal et al. 2017; Zhang et al. 2019, Fixup). The paper does not state its initialisation;
+    # with the default one, the B.5 encoder's posterior log-std starts as high as 7.
+    h = _conv(self.transpose, self.features, self.kernel_size, 1, "hidden_1",
+              nn.initializers.zeros)(leaky_relu(h))
     return shortcut + h
 
 
