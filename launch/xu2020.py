@@ -28,7 +28,7 @@ from vae_jax import xu2020  # pylint: disable=wrong-import-position
 from vae_jax import xu2020_tables  # pylint: disable=wrong-import-position
 
 ARCHIVED_FILES = ("config.json", "eval_test.json", "train_summary.json", "command.txt")
-_BUDGET_SUFFIX = re.compile(r"(?P<slug>.+?)(?:-\d+ep)?")
+_BUDGET_SUFFIX = re.compile(r"(?P<slug>.+?)(?:-[0-9.]+ep)?")
 
 
 def workdir_name(cell: str, epochs: int | None = None) -> str:

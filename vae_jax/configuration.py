@@ -48,7 +48,7 @@ def base_config() -> ml_collections.ConfigDict:
   ))
 
   config.train = ml_collections.ConfigDict(dict(
-      num_epochs=PAPER_EPOCHS,
+      num_epochs=float(PAPER_EPOCHS),  # may be fractional: a budget of part of an epoch
       batch_size=128,  # B.3: 128 for Dense/Conv/ResnetVAE
       learning_rates=(1e-3, 1e-4, 1e-5),
       lr_boundaries=(800 / PAPER_EPOCHS, 1600 / PAPER_EPOCHS),  # fractions of all steps
@@ -80,6 +80,7 @@ def base_config() -> ml_collections.ConfigDict:
       # Samples per point for E_q[z|x] where it has no closed form (flow posteriors, the HVAE's
       # z1): 1,000 in B.3.
       active_unit_samples=1000,
+      active_unit_images=0,  # training images used for active units; 0: all of them (B.3)
       num_images=64,  # samples and reconstructions in the PNG grids
   ))
   config.lock()

@@ -140,7 +140,7 @@ class Run:
 
   @property
   def total_steps(self) -> int:
-    return self.config.train.num_epochs * self.steps_per_epoch
+    return max(1, round(self.config.train.num_epochs * self.steps_per_epoch))
 
   def keys(self):
     """(init, train, data order, evaluation) keys from the seed."""
@@ -334,7 +334,7 @@ def train(run: Run, workdir: str) -> TrainState:
       rates.append(rate)
       means.update(steps_per_second=rate, images_per_second=rate * train_config.batch_size)
       writer.write(step, "train", means)
-      logging.info("epoch %d/%d step %d/%d loss %.3f elbo %.3f steps/s %.1f ETA %s",
+      logging.info("epoch %d/%g step %d/%d loss %.3f elbo %.3f steps/s %.1f ETA %s",
                    epoch, train_config.num_epochs, step, run.total_steps, means["loss"],
                    means["elbo"], rate, _duration((run.total_steps - step) / rate))
       pending, interval_start, interval_step = [], time.time(), step
@@ -400,9 +400,12 @@ def evaluate_test(run: Run, params, workdir: str, num_samples: int,
   test_encoding = "8bit" if run.dataset.encoding == "8bit" else "binary"
   results = evaluator(params, run.test_images, test_encoding, jax.random.fold_in(eval_key, 0))
   results["bits_per_dim"] = evaluate.bits_per_dim(results["nll"], run.dataset.image_shape)
+  num_images = eval_config.active_unit_images or run.train_images.shape[0]
   results.update(evaluate.active_units(
-      run.model, params, run.train_images, run.dataset.encoding, jax.random.fold_in(eval_key, 1),
-      eval_config.active_unit_threshold, eval_config.active_unit_samples))
+      run.model, params, run.train_images[:num_images], run.dataset.encoding,
+      jax.random.fold_in(eval_key, 1), eval_config.active_unit_threshold,
+      eval_config.active_unit_samples))
+  results["active_unit_images"] = min(num_images, run.train_images.shape[0])
   results.update(dataset=run.dataset.name, devices=f"{jax.device_count()}x {jax.devices()[0].device_kind}",
                  host=platform.node(), cpu_count=os.cpu_count(),
                  test_binarizations=(run.config.data.test_binarizations

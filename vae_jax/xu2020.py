@@ -76,7 +76,7 @@ def parse_cell(cell: str) -> dict:
     raise ValueError(f"Cell {cell!r}: flow {parsed['flow']} needs K=<depth>.")
   if parsed["strategy"] != "joint" and parsed["flow"] != "rnvp_prior":
     raise ValueError(f"Cell {cell!r}: {parsed['strategy']} training is for rnvp_prior models.")
-  if parsed["dataset"] == "cifar10" and parsed["architecture"] not in ("resnet", "resnet_hvae"):
+  if parsed["dataset"] == "cifar10" and parsed["architecture"] != "resnet":
     raise ValueError(f"Cell {cell!r}: on cifar10 the paper has only the resnet model (B.5).")
   return parsed
 
