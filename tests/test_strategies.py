@@ -85,6 +85,9 @@ def test_posthoc_training_keeps_the_pretrained_vae(tmp_path):
   config = _prior_config("posthoc")
   config.train.num_epochs = 2
   config.train.init_from = pretrain_dir
+  # With validation, as every StaticMNIST cell (B.3): the state holds the parameters twice.
+  config.data.validation = True
+  config.train.validate_every_epochs = 1
   run = train.setup_run(config)
   initial = train.create_train_state(run, train.make_optimizer(config.train, run.total_steps))
   state = train.train(run, str(tmp_path / "posthoc"))

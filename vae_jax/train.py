@@ -108,15 +108,16 @@ def prior_training_phases(train_config, total_steps: int):
 
 
 def make_optimizer(train_config, total_steps: int):
-  clip = optax.clip_by_global_norm(train_config.grad_clip_norm)
+  clip = lambda: optax.clip_by_global_norm(train_config.grad_clip_norm)
   if train_config.strategy == "joint":
-    return optax.chain(clip, optax.adam(learning_rate_schedule(train_config, total_steps)))
+    return optax.chain(clip(), optax.adam(learning_rate_schedule(train_config, total_steps)))
+  # Each group is clipped on its own, so the frozen group's gradients never scale the other's.
   prior_active, vae_active, learning_rate = prior_training_phases(train_config, total_steps)
   label = lambda params: {k: jax.tree_util.tree_map(lambda _: "prior" if k == "prior" else "vae", v)
                           for k, v in params.items()}
-  return optax.chain(clip, optax.multi_transform(
-      {"prior": _in_phases(learning_rate, prior_active),
-       "vae": _in_phases(learning_rate, vae_active)}, label))
+  return optax.multi_transform(
+      {"prior": optax.chain(clip(), _in_phases(learning_rate, prior_active)),
+       "vae": optax.chain(clip(), _in_phases(learning_rate, vae_active))}, label)
 
 
 def latent_regularizer(z):
@@ -172,6 +173,9 @@ def _pretrained_params(run: Run, params, x, key):
   """`params` with the encoder and decoder of config.train.init_from, and the prior initialised
   anew on posterior samples of that encoder (ActNorm's data-dependent initialisation)."""
   workdir = run.config.train.init_from
+  if not hasattr(run.model, "sample_posterior"):
+    raise ValueError("Post-hoc and iterative prior training are for one-latent VAEs (B.3), not "
+                     f"for {type(run.model).__name__}.")
   pretrained = checkpoints.restore_params(workdir)
   mismatched = [k for k in params if k != "prior" and jax.tree_util.tree_map(
       jnp.shape, pretrained.get(k)) != jax.tree_util.tree_map(jnp.shape, params[k])]
@@ -208,7 +212,8 @@ def create_train_state(run: Run, optimizer) -> TrainState:
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       opt_state=optimizer.init(params), rng=train_key,
                       first_nonfinite_step=jnp.full((), -1, jnp.int32),
-                      best_params=params if validating else None,
+                      # A copy: outside jit, the same arrays twice would be one donated buffer.
+                      best_params=jax.tree_util.tree_map(jnp.copy, params) if validating else None,
                       best_validation_nll=jnp.full((), jnp.inf), best_step=jnp.zeros((), jnp.int32))
 
   init = init if train_config.init_from else jax.jit(init)  # restoring happens on the host

@@ -74,8 +74,10 @@ def parse_cell(cell: str) -> dict:
       raise ValueError(f"Cell {cell!r} names no {slot}; one of {', '.join(choices)}.")
   if parsed["flow"] != "standard" and "K" not in parsed:
     raise ValueError(f"Cell {cell!r}: flow {parsed['flow']} needs K=<depth>.")
-  if parsed["strategy"] != "joint" and parsed["flow"] != "rnvp_prior":
-    raise ValueError(f"Cell {cell!r}: {parsed['strategy']} training is for rnvp_prior models.")
+  if parsed["strategy"] != "joint" and (parsed["flow"] != "rnvp_prior"
+                                        or parsed["architecture"] == "resnet_hvae"):
+    raise ValueError(f"Cell {cell!r}: {parsed['strategy']} training is for one-latent VAEs "
+                     "with rnvp_prior (B.3).")
   if parsed["dataset"] == "cifar10" and parsed["architecture"] != "resnet":
     raise ValueError(f"Cell {cell!r}: on cifar10 the paper has only the resnet model (B.5).")
   return parsed
@@ -121,6 +123,8 @@ def config_for_cell(cell: str) -> ml_collections.ConfigDict:
     model.latent_dim = _CIFAR_LATENT_CHANNELS
     model.likelihood = "discretized_logistic"
     model.coupling_hidden = 64  # B.5: Resnet[8x8x64 -> 8x8x64] in each coupling
+    # Activations of 32x32x96 per sample: evaluate 100 points x 10 samples at a time.
+    config.eval.batch_size, config.eval.sample_chunk = 100, 10
   else:
     model.latent_dim = _LATENT_DIM[dataset]
   model.architecture = architecture
