@@ -20,6 +20,18 @@ Tokens (exactly one architecture, one flow placement and one dataset; the rest o
   epochs=<int>, lr=<float>
                 a fixed budget and constant learning rate without early stopping (Table B.4)
   dataset       static_mnist | mnist | fashion_mnist | omniglot | cifar10
+
+Where the paper is silent, our choices (each also noted where it is implemented):
+  - leaky ReLU slope 0.2 (nets/dense.py); resnet blocks in pre-activation form without
+    normalization, the last convolution of each branch initialised at zero (nets/conv.py);
+  - PixelVAE: PixelCNN++-style shifted convolutions on x with the decoder features entering every
+    gated residual block, so each pixel sees all of h(z) and only the pixels before it
+    (nets/pixelcnn.py);
+  - discretized logistic with open-ended edge bins (a proper distribution over the 256 values);
+  - early stopping after 10 validations (200 epochs) without improvement;
+  - post-hoc and iterative training keep one Adam state per parameter group (prior, VAE) across
+    phases, and clip each group's gradient norm on its own;
+  - the pure RealNVP alternates which half each coupling transforms (Dinh et al. 2017).
 """
 import ml_collections
 
