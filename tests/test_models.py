@@ -138,3 +138,12 @@ def test_every_architecture_builds_with_the_papers_shapes(cell, image_shape, num
   assert parts.log_likelihood.shape == parts.log_prior.shape == (3, 2)
   assert np.prod(parts.z.shape[2:]) == num_latent
   assert ("posterior_flow" in params) == ("posterior" in cell or "both" in cell)
+
+
+def test_convolutional_realnvp_starts_volume_preserving():
+  """With zero-initialised coupling outputs, each block's coupling (scale 1/2) and ActNorm
+  (data-initialised scale 2) cancel: log|det| at initialisation is that of standardising."""
+  x = jax.random.normal(jax.random.PRNGKey(11), (64, 4, 4, 6))
+  module = flows.RealNVP(3, coupling_hidden=8, event_ndims=3)
+  _, log_det = module.apply(module.init(jax.random.PRNGKey(12), x), x).forward_and_log_det(x)
+  assert np.all(np.abs(log_det) < 5.0)  # 96 dimensions; random coupling outputs give ~-100
