@@ -37,11 +37,10 @@ def restore_latest(checkpoint_manager: ocp.CheckpointManager, like):
 def restore_params(workdir: str):
   """The parameters to evaluate from a training workdir's latest checkpoint: the best validated
   ones when the run validated, else the latest. Restored as saved (nested dicts of arrays)."""
-  checkpoint_manager = manager(workdir, keep=None) if os.path.isdir(
-      os.path.join(workdir, "checkpoints")) else None
-  step = checkpoint_manager and checkpoint_manager.latest_step()
-  if step is None:
+  checkpoint_manager = (manager(workdir, keep=None)
+                        if os.path.isdir(os.path.join(workdir, "checkpoints")) else None)
+  if checkpoint_manager is None or checkpoint_manager.latest_step() is None:
     raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints: train that run first.")
-  state = checkpoint_manager.restore(step, args=ocp.args.StandardRestore())
-  best = state.get("best_params")
-  return best if best else state["params"]
+  state = checkpoint_manager.restore(checkpoint_manager.latest_step(),
+                                     args=ocp.args.StandardRestore())
+  return state.get("best_params") or state["params"]

@@ -39,10 +39,9 @@ def make_bound_estimator(model, num_samples: int, sample_chunk: int):
       z_sums = z_sums + jnp.stack([z.sum(0), jnp.square(z).sum(0)])
       return (log_mean_exp.add(log_w), sums + chunk_sums, z_sums), None
 
-    latent_size = jax.eval_shape(lambda: model.apply(
-        {"params": params}, x, key, 1, method="log_weights").z).shape[2:]
+    latent_size = sum(c.stop - c.start for c in model.latent_groups.values())
     init = (bounds.LogMeanExp.empty(x.shape[:1]), jnp.zeros((3, x.shape[0])),
-            jnp.zeros((2, x.shape[0], math.prod(latent_size))))
+            jnp.zeros((2, x.shape[0], latent_size)))
     keys = jax.random.split(key, num_samples // sample_chunk)
     (log_mean_exp, sums, z_sums), _ = jax.lax.scan(add_chunk, init, keys)
     means, z_means = sums / num_samples, z_sums / num_samples

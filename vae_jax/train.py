@@ -169,20 +169,16 @@ def setup_run(config, devices=None) -> Run:
              test_images=on_device(dataset.test), steps_per_epoch=steps_per_epoch)
 
 
-def _pretrained_params(run: Run, params, x, key):
-  """`params` with the encoder and decoder of config.train.init_from, and the prior initialised
-  anew on posterior samples of that encoder (ActNorm's data-dependent initialisation)."""
-  workdir = run.config.train.init_from
-  if not hasattr(run.model, "sample_posterior"):
-    raise ValueError("Post-hoc and iterative prior training are for one-latent VAEs (B.3), not "
-                     f"for {type(run.model).__name__}.")
-  pretrained = checkpoints.restore_params(workdir)
+def _with_pretrained(run: Run, params, pretrained, x, key):
+  """`params` with the encoder and decoder of the pre-trained run (config.train.init_from), and
+  the prior initialised anew on posterior samples of that encoder (ActNorm's data-dependent
+  initialisation)."""
   mismatched = [k for k in params if k != "prior" and jax.tree_util.tree_map(
       jnp.shape, pretrained.get(k)) != jax.tree_util.tree_map(jnp.shape, params[k])]
   if mismatched:
-    raise ValueError(f"config.train.init_from={workdir!r} holds a model whose {mismatched} "
-                     "parameters differ in shape from this config's: pre-train with the same "
-                     "architecture and data (see vae_jax.xu2020.pretraining_cell).")
+    raise ValueError(f"config.train.init_from={run.config.train.init_from!r} holds a model whose "
+                     f"{mismatched} parameters differ in shape from this config's: pre-train with "
+                     "the same architecture and data (see vae_jax.xu2020.pretraining_cell).")
   params = {k: (v if k == "prior" else pretrained[k]) for k, v in params.items()}
   z = run.model.apply({"params": params}, x, jax.random.fold_in(key, 0), 1,
                       method="sample_posterior")[0]
@@ -200,24 +196,29 @@ def create_train_state(run: Run, optimizer) -> TrainState:
                      + ("needs config.train.init_from: the workdir of the standard-prior model "
                         "it starts from." if train_config.strategy != "joint" else
                         "trains from scratch: leave config.train.init_from empty."))
+  pretrained = None
+  if train_config.init_from:
+    if not hasattr(run.model, "sample_posterior"):
+      raise ValueError("Post-hoc and iterative prior training are for one-latent VAEs (B.3), "
+                       f"not for {type(run.model).__name__}.")
+    pretrained = checkpoints.restore_params(train_config.init_from)
 
-  def init(images):
+  @jax.jit
+  def init(images, pretrained):
     x = batching.model_input(jax.random.fold_in(init_key, 0), images, run.dataset.encoding)
     params = run.model.init({"params": jax.random.fold_in(init_key, 1),
                              "dropout": jax.random.fold_in(init_key, 3)}, x,
                             jax.random.fold_in(init_key, 2))["params"]
-    if train_config.init_from:
-      params = _pretrained_params(run, params, x, jax.random.fold_in(init_key, 4))
+    if pretrained is not None:
+      params = _with_pretrained(run, params, pretrained, x, jax.random.fold_in(init_key, 4))
     validating = run.config.train.validate_every_epochs > 0
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       opt_state=optimizer.init(params), rng=train_key,
                       first_nonfinite_step=jnp.full((), -1, jnp.int32),
-                      # A copy: outside jit, the same arrays twice would be one donated buffer.
-                      best_params=jax.tree_util.tree_map(jnp.copy, params) if validating else None,
+                      best_params=params if validating else None,
                       best_validation_nll=jnp.full((), jnp.inf), best_step=jnp.zeros((), jnp.int32))
 
-  init = init if train_config.init_from else jax.jit(init)  # restoring happens on the host
-  state = init(run.train_images[:run.config.train.batch_size])
+  state = init(run.train_images[:run.config.train.batch_size], pretrained)
   return parallel.replicate(state, run.mesh)
 
 

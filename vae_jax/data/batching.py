@@ -13,9 +13,6 @@ def epoch_order(key, epoch, num_examples: int):
   return jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)
 
 
-ENCODINGS = ("dynamic", "binary", "8bit")
-
-
 def model_input(key, images, encoding: str):
   """uint8 images -> float32 model input, by the dataset's `encoding`.
 

@@ -61,13 +61,13 @@ class HierarchicalVAE(nn.Module):
     t = self.t_x(h)
     q_z1 = self._q_z1(t, z2)
     z1, log_q1 = q_z1.sample_and_log_prob(seed=key_1)
-    return z1, z2, log_q1 + log_q2, q_z1
+    return z1, z2, log_q1 + log_q2
 
   def likelihood(self, z1, z2, x, deterministic: bool = True):
     return self.head(self.decoder(jnp.concatenate([z1, z2], -1)), x, deterministic)
 
   def log_weights(self, x, key, num_samples: int = 1, deterministic: bool = True) -> LogWeights:
-    z1, z2, log_posterior, _ = self._sample_posterior(x, key, num_samples)
+    z1, z2, log_posterior = self._sample_posterior(x, key, num_samples)
     log_prior = self.prior.log_prob(z2) + self.p_z1(self.t_z2(z2)).log_prob(z1)
     return LogWeights(log_likelihood=self.likelihood(z1, z2, x, deterministic).log_prob(x),
                       log_prior=log_prior, log_posterior=log_posterior,
@@ -78,8 +78,11 @@ class HierarchicalVAE(nn.Module):
 
   def posterior_mean(self, x, key, num_samples: int):
     """[E_q[z1|x], E_q[z2|x]]: z2's exactly, z1's as the mean over z2 samples of q(z1|x, z2)."""
-    q_z1 = self._sample_posterior(x, key, num_samples)[3]
-    return jnp.concatenate([jnp.mean(q_z1.mean(), axis=0), self.q_z2(self.encoder(x)).mean()], -1)
+    h = self.encoder(x)
+    q_z2 = self.q_z2(h)
+    z2 = q_z2.sample(seed=jax.random.split(key)[0], sample_shape=num_samples)  # as _sample_posterior
+    mean_z1 = jnp.mean(self._q_z1(self.t_x(h), z2).mean(), axis=0)
+    return jnp.concatenate([mean_z1, q_z2.mean()], -1)
 
   def generate(self, key, n: int):
     keys = jax.random.split(key, 3)
