@@ -48,12 +48,14 @@ def ordered_cells(table: str) -> list[str]:
   return list(ordered)
 
 
-def command(cell: str, runs_dir: str, epochs: int | None = None) -> list[str]:
-  """The training command of one cell, as an argument list."""
+def command(cell: str, runs_dir: str, epochs: int | None = None, overrides=()) -> list[str]:
+  """The training command of one cell, as an argument list; `overrides` are extra
+  "key=value" config settings (for example "eval.num_samples=100")."""
   argv = ["python", "-m", "vae_jax.main", f"--config=configs/xu2020.py:{cell}",
           f"--workdir={os.path.join(runs_dir, workdir_name(cell, epochs))}"]
   if epochs is not None:
     argv.append(f"--config.train.num_epochs={epochs}")
+  argv += [f"--config.{override}" for override in overrides]
   pretraining = xu2020.pretraining_cell(cell)
   if pretraining:
     argv.append("--config.train.init_from="
@@ -66,14 +68,18 @@ def commands(table: str, runs_dir: str, epochs: int | None = None) -> list[list[
 
 
 def run(table: str, runs_dir: str, epochs: int | None, dry_run: bool) -> int:
+  return run_cells(ordered_cells(table), runs_dir, epochs, dry_run)
+
+
+def run_cells(cells, runs_dir: str, epochs: int | None, dry_run: bool, overrides=()) -> int:
   """Trains the cells one after another, skipping finished ones; stops at the first failure."""
   runs_dir = os.path.abspath(runs_dir)
-  for cell in ordered_cells(table):
+  for cell in cells:
     workdir = os.path.join(runs_dir, workdir_name(cell, epochs))
     if os.path.exists(os.path.join(workdir, "eval_test.json")):
       print(f"finished, skipped: {workdir}", flush=True)
       continue
-    argv = command(cell, runs_dir, epochs)
+    argv = command(cell, runs_dir, epochs, overrides)
     line = shlex.join(argv)
     print(f"{'would run' if dry_run else 'running'}: {line}", flush=True)
     if dry_run:

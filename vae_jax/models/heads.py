@@ -36,6 +36,10 @@ class BernoulliHead(nn.Module):
     del key
     return self(features).mean()
 
+  def sample(self, features, key):
+    """x ~ p(x|z)."""
+    return self(features).sample(seed=key)
+
 
 class DiscretizedLogisticHead(nn.Module):
   """8-bit pixels: DiscretizedLogistic(LinearConv1x1(h), max(LinearConv1x1(h), -11)) (B.5)."""
@@ -51,6 +55,10 @@ class DiscretizedLogisticHead(nn.Module):
   def images(self, features, key):
     del key
     return self(features).mean()
+
+  def sample(self, features, key):
+    """x ~ p(x|z), on the [0, 1] grid of 8-bit values."""
+    return self(features).sample(seed=key)
 
 
 class PixelCNNHead(nn.Module):
@@ -74,3 +82,7 @@ class PixelCNNHead(nn.Module):
     flat = features.reshape((-1,) + features.shape[-3:])
     samples = self.pixelcnn.sample(flat, key)[0]
     return jax.lax.stop_gradient(samples).reshape(features.shape[:-1] + samples.shape[-1:])
+
+  def sample(self, features, key):
+    """x ~ p(x|z): the sequential samples of `images`."""
+    return self.images(features, key)

@@ -59,11 +59,25 @@ class VAE(nn.Module):
   def sample_posterior(self, x, key, num_samples: int):
     """z ~ q(z|x) and log q(z|x), each with a leading sample axis."""
     w, log_q = self.gaussian_posterior(x).sample_and_log_prob(seed=key, sample_shape=num_samples)
-    if self.posterior_flow is None:
-      return w, log_q
+    z, log_det = self.flow_posterior(w)
     # log q(z|x) = log q(w|x) - log|det df/dw| (Eq. B.1).
-    z, log_det = self.posterior_flow(w).forward_and_log_det(w)
     return z, log_q - log_det
+
+  def flow_posterior(self, w):
+    """z = f(w) and log|det df/dw| for Gaussian samples w: the posterior flow, if any.
+
+    The flow does not depend on x, so log q(z|x) = log N(f^-1(z); mu(x), std(x)) + log|det
+    df^-1/dz| for every x at once (`unflow_posterior`); the analyses of aggregated posteriors
+    rely on this."""
+    if self.posterior_flow is None:
+      return w, jnp.zeros(w.shape[:w.ndim - len(self.latent_shape)])
+    return self.posterior_flow(w).forward_and_log_det(w)
+
+  def unflow_posterior(self, z):
+    """w = f^-1(z) and log|det df^-1/dz|."""
+    if self.posterior_flow is None:
+      return z, jnp.zeros(z.shape[:z.ndim - len(self.latent_shape)])
+    return self.posterior_flow(z).inverse_and_log_det(z)
 
   def likelihood(self, z, x, deterministic: bool = True):
     return self.head(self.decoder(z), x, deterministic)
@@ -87,11 +101,17 @@ class VAE(nn.Module):
   def generate(self, key, n: int):
     """Images for n prior samples z: E[x|z], or sequential samples for a PixelCNN head."""
     prior_key, image_key = jax.random.split(key)
-    return self.head.images(self.decoder(self.prior.sample(prior_key, n)), image_key)
+    return self.decode(self.prior.sample(prior_key, n), image_key)
+
+  def decode(self, z, key):
+    """The images shown for latents z: E[x|z], or sequential samples for a PixelCNN head."""
+    return self.head.images(self.decoder(z), key)
+
+  def sample_images(self, z, key):
+    """x ~ p(x|z)."""
+    return self.head.sample(self.decoder(z), key)
 
   def reconstruct(self, x, key):
     """Images decoded from the mean of q(w|x), pushed through the posterior flow if any."""
-    z = self.gaussian_posterior(x).mean()
-    if self.posterior_flow is not None:
-      z = self.posterior_flow(z).forward(z)
-    return self.head.images(self.decoder(z), key)
+    z = self.flow_posterior(self.gaussian_posterior(x).mean())[0]
+    return self.decode(z, key)
