@@ -27,7 +27,8 @@ if ROOT not in sys.path:
 from vae_jax import xu2020  # pylint: disable=wrong-import-position
 from vae_jax import xu2020_tables  # pylint: disable=wrong-import-position
 
-ARCHIVED_FILES = ("config.json", "eval_test.json", "train_summary.json", "command.txt")
+ARCHIVED_FILES = ("config.json", "eval_test.json", "analysis.json", "train_summary.json",
+                  "command.txt")
 _BUDGET_SUFFIX = re.compile(r"(?P<slug>.+?)(?:-[0-9.]+ep)?")
 
 
@@ -129,7 +130,11 @@ def read_run(workdir: str) -> dict:
   if os.path.exists(command_path):
     with open(command_path, encoding="utf-8") as f:
       command_line = f.read().strip()
-  return {"results": _load_json(os.path.join(workdir, "eval_test.json")),
+  results = _load_json(os.path.join(workdir, "eval_test.json"))
+  analysis_path = os.path.join(workdir, "analysis.json")  # from vae_jax.analyze (Table B.5)
+  if os.path.exists(analysis_path):
+    results = {**results, **_load_json(analysis_path)}
+  return {"results": results,
           "epochs": (_load_json(summary_path)["epochs"] if os.path.exists(summary_path)
                      else None),
           "command": command_line}

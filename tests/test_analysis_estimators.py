@@ -225,8 +225,8 @@ def test_nearest_neighbours_match_brute_force():
   points[17] = points[400]  # a duplicate: its neighbour is the twin at distance 0, not itself
   distances = np.linalg.norm(points[:, None] - points[None], axis=-1)
   np.fill_diagonal(distances, np.inf)
-  index, distance = estimators.nearest_neighbours(jnp.asarray(points), jnp.asarray(points), True,
-                                                   100)
+  index, distance = estimators.nearest_neighbours(jnp.asarray(points), jnp.asarray(points),
+                                                   jnp.arange(603), 100)
   np.testing.assert_array_equal(index, distances.argmin(1))
   np.testing.assert_allclose(distance, distances.min(1), atol=1e-5)
   assert index[17] == 400 and distance[17] == 0

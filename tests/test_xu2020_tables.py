@@ -171,8 +171,9 @@ def test_archive_then_collect_from_the_archive(tmp_path):
   (runs / "resnet-standard-mnist-50ep" / "checkpoint.bin").write_text("big", encoding="utf-8")
   archived = tmp_path / "archive"
   launcher.archive(str(runs), str(archived))
+  # Every small file there is (this workdir has no analysis.json), not the checkpoint.
   assert sorted(os.listdir(archived / "resnet-standard-mnist-50ep")) == sorted(
-      launcher.ARCHIVED_FILES)
+      set(launcher.ARCHIVED_FILES) - {"analysis.json"})
   launcher.collect([str(archived)], str(tmp_path / "out.md"))
   assert "82.50" in (tmp_path / "out.md").read_text(encoding="utf-8")
 
@@ -183,3 +184,17 @@ def test_cli_lists_from_the_repository_root():
   assert result.stdout.splitlines()[0] == (
       "resnet_small,rnvp_prior,K=12,pure,epochs=300,lr=0.0005,static_mnist\t"
       "resnet_small-rnvp_prior-K12-pure-epochs300-lr0.0005-static_mnist")
+
+
+def test_collect_reads_the_analysis_numbers_of_a_workdir(tmp_path):
+  """Table B.5's aggregated-posterior KL comes from <workdir>/analysis.json (vae_jax.analyze)."""
+  workdir = tmp_path / "runs" / "resnet-rnvp_prior-K20-mnist-20ep"
+  _finished_workdir(str(workdir), 80.0, 20)
+  (workdir / "analysis.json").write_text(json.dumps({"aggregated_posterior_kl_nx2": 12.3456}),
+                                         encoding="utf-8")
+  output = tmp_path / "out.md"
+  launcher.collect([str(tmp_path / "runs")], str(output))
+  row = _rows(output.read_text(encoding="utf-8"), "B.5")[0]
+  assert row[:5] == ["D_KL(q(z)\\|\\|p(z))", "n_x = 1", "aggregated_posterior_kl_nx1", "15.279", ""]
+  row = _rows(output.read_text(encoding="utf-8"), "B.5")[1]
+  assert row[3:6] == ["14.623", "12.346", "20"]

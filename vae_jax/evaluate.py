@@ -74,7 +74,9 @@ class DatasetEvaluator:
     """Dataset means (in nats) of each estimate, the latent statistics, and timing.
 
     kl_z_given_x = log p(x) - ELBO = E KL(q(z|x) || p(z|x)) (Table 6), from the IS estimate of
-    log p(x); latent_mean and latent_variance average Mean(z_k) and Var(z_k) over k (Table B.1).
+    log p(x); latent_mean and latent_variance average Mean(z_k) and Var(z_k) over k (Table B.1);
+    posterior_std averages Std_q(z_k|x) over points and k from the same samples, the learned std
+    of Table B.3.
     """
     start_time = time.time()
     n = images.shape[0]
@@ -83,12 +85,16 @@ class DatasetEvaluator:
     per_example = {k: np.concatenate([np.asarray(b[k]) for b in per_batch])[:n]
                    for k in per_batch[0]}
     seconds = time.time() - start_time
-    z_mean = per_example.pop("z_mean").mean(0)
-    z_variance = per_example.pop("z_square_mean").mean(0) - np.square(z_mean)
+    z_mean_per_example = per_example.pop("z_mean")
+    z_square_mean_per_example = per_example.pop("z_square_mean")
+    posterior_variance = np.maximum(z_square_mean_per_example - np.square(z_mean_per_example), 0)
+    z_mean = z_mean_per_example.mean(0)
+    z_variance = z_square_mean_per_example.mean(0) - np.square(z_mean)
     results = {k: float(np.mean(v)) for k, v in per_example.items()}
     results["nll"] = -results.pop("log_likelihood")
     results.update(kl_z_given_x=-results["nll"] - results["elbo"],
-                   latent_mean=float(z_mean.mean()), latent_variance=float(z_variance.mean()))
+                   latent_mean=float(z_mean.mean()), latent_variance=float(z_variance.mean()),
+                   posterior_std=float(np.sqrt(posterior_variance).mean()))
     results.update(num_points=n, num_samples=self.num_samples, seconds=seconds,
                    importance_samples_per_second=n * self.num_samples / seconds)
     return results

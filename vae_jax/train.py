@@ -451,17 +451,22 @@ def train_and_evaluate(config, workdir: str) -> dict:
   return results
 
 
+def workdir_config(workdir: str):
+  """The config a training workdir was run with."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} not found: --workdir must be a vae_jax training workdir.")
+  with open(path, encoding="utf-8") as f:
+    return configuration.from_json(f.read())
+
+
 def evaluate_workdir(workdir: str, num_samples=None, test_binarizations=None,
                      output: str = "eval_test.json") -> dict:
   """Evaluates the latest checkpoint of a finished or interrupted run.
 
   `num_samples` and `test_binarizations` override the run's config for this evaluation only.
   """
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} not found: --workdir must be a vae_jax training workdir.")
-  with open(path, encoding="utf-8") as f:
-    config = configuration.from_json(f.read())
+  config = workdir_config(workdir)
   if test_binarizations:
     config.data.test_binarizations = test_binarizations
   run = setup_run(config)

@@ -89,23 +89,24 @@ def posterior_moments(model, params, posteriors: Posteriors, key, num_samples: i
   return map_chunks(one_chunk, (jnp.arange(n),) + tuple(posteriors), chunk)
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3))
-def nearest_neighbours(queries, keys, exclude_self: bool = False, chunk: int = 256):
+@functools.partial(jax.jit, static_argnums=(3,))
+def nearest_neighbours(queries, keys, exclude=None, chunk: int = 256):
   """For each query row, the index of the nearest `keys` row in L2 and its distance.
 
-  With `exclude_self`, queries[i] is keys[i] (the first rows of keys) and row i itself is not a
-  candidate. Squared distances come from one matmul per chunk; the winner's distance is then
-  recomputed directly, free of the matmul form's cancellation.
+  `exclude` [M] optionally names, per query, one key row that is not a candidate (the query
+  itself, when queries are drawn from keys). Squared distances come from one matmul per chunk;
+  the winner's distance is then recomputed directly, free of the matmul form's cancellation.
   """
   key_norms = jnp.sum(jnp.square(keys), -1)
+  if exclude is None:
+    exclude = jnp.full(queries.shape[:1], -1)
 
-  def one_chunk(index, q):
+  def one_chunk(q, excluded):
     squared = jnp.sum(jnp.square(q), -1, keepdims=True) - 2 * q @ keys.T + key_norms
-    if exclude_self:
-      squared = jnp.where(index[:, None] == jnp.arange(keys.shape[0]), jnp.inf, squared)
+    squared = jnp.where(excluded[:, None] == jnp.arange(keys.shape[0]), jnp.inf, squared)
     nearest = jnp.argmin(squared, -1)
     return nearest, jnp.linalg.norm(q - keys[nearest], axis=-1)
-  return map_chunks(one_chunk, (jnp.arange(queries.shape[0]), queries), chunk)
+  return map_chunks(one_chunk, (queries, exclude), chunk)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 5, 6))
@@ -140,7 +141,7 @@ def posterior_overlap(model, params, posteriors: Posteriors, centres, num_querie
   `centres` are the posterior means E_q[z|x] (`posterior_moments`).
   """
   queries = centres[:num_queries]
-  neighbour, distance = nearest_neighbours(queries, centres, True)
+  neighbour, distance = nearest_neighbours(queries, centres, jnp.arange(num_queries))
   direction = centres[neighbour] - queries  # d_ij = mu(x_j) - mu(x_i)
   own = Posteriors(*(p[:num_queries] for p in posteriors))
   other = Posteriors(*(p[neighbour] for p in posteriors))
