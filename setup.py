@@ -22,6 +22,7 @@ setuptools.setup(
         "scikit-learn>=1.9,<2",  # ships the embedded 8x8 digits used by the quickstart
         "tensorboardX>=2.6.5,<3",  # TensorBoard events without TensorFlow
         "pillow>=13,<14",  # PNG sample grids
+        "matplotlib>=3.11,<4",  # histograms, curves and heatmaps of vae_jax.analyze
     ],
     extras_require={
         "test": ["pytest>=9,<10"],
