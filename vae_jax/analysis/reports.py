@@ -249,7 +249,12 @@ def interpolation(workdirs, options: Options) -> dict:
     ends = shown.reshape((2, len(pairs)) + shown.shape[1:])
     figures[w.label] = (np.concatenate([ends[0][:, None], np.asarray(images), ends[1][:, None]],
                                        1), np.asarray(log_p))
-    results[w.label] = {"log_p": np.asarray(log_p).tolist()}
+    log_p = np.asarray(log_p, np.float64)
+    # How far log p(z) sinks between the two ends: > 0 where the prior avoids the path's middle.
+    dip = (log_p[:, 0] + log_p[:, -1]) / 2 - log_p.min(1)
+    results[w.label] = {"log_p": log_p.tolist(), "log_p_dip": dip.tolist(),
+                        "mean_dip_similar": float(dip[:count].mean()),
+                        "mean_dip_dissimilar": float(dip[count:].mean())}
   plots.interpolations(os.path.join(options.output_dir, "interpolation.png"), figures, titles)
   return results
 
