@@ -38,7 +38,7 @@ def _options(output_dir, **overrides):
 
 
 def test_every_analysis_writes_its_json_and_figures(workdirs, tmp_path):
-  options = _options(tmp_path / "out", low_posterior_source="standard")
+  options = _options(tmp_path / "out")
   results = analyze.run(workdirs, ["standard", "realnvp"], list(reports.WHATS), options, None)
   written = set(os.listdir(tmp_path / "out"))
   assert {f"{what}.json" for what in reports.WHATS} <= written
@@ -61,11 +61,11 @@ def test_every_analysis_writes_its_json_and_figures(workdirs, tmp_path):
   interpolation = results["interpolation"]
   assert interpolation["kinds"] == ["similar"] * 2 + ["dissimilar"] * 2
   assert np.asarray(interpolation["realnvp"]["log_p"]).shape == (4, 4)
-  # Both ranked by the standard model's q(z): the same z, so the standard prior's log p(z)
-  # is the same whichever workdir draws them.
   low = results["low_posterior"]
-  assert low["realnvp"]["source"] == "standard"
-  assert low["standard"]["log_q_low"] == low["realnvp"]["log_q_low"]
+  assert low["realnvp"]["source"] == "realnvp"
+  # The lowest q(z) of 200 prior samples lie below those of training points' posteriors.
+  for label in ("standard", "realnvp"):
+    assert low[label]["log_p_low"]["mean"] < low[label]["log_p_train"]["mean"]
   kl = results["aggregate_kl"]["realnvp"]
   assert set(kl) == {"n_x=1", "n_x=2"}
   assert kl["n_x=2"]["log_num_x_samples"] == pytest.approx(np.log(200))
@@ -90,6 +90,18 @@ def test_a_failed_analysis_leaves_earlier_results_in_place(workdirs, tmp_path):
                 _options(out, low_posterior_source="missing"), None)
   assert (out / "elbo.json").read_text() == before
   assert not (out / "low_posterior.json").exists()
+
+
+def test_a_shared_low_posterior_source_needs_the_same_encoder_and_decoder(workdirs, tmp_path):
+  """B.7 scores the standard VAE's low-q(z) samples with its post-hoc prior: both models share
+  q(z|x) and p(x|z). Here a workdir loaded twice plays the pair; a model with another encoder
+  is refused."""
+  twins = [reports.load(workdirs[1], "a"), reports.load(workdirs[1], "b")]
+  low = reports.low_posterior(twins, _options(tmp_path, low_posterior_source="a"))
+  assert low["b"]["source"] == "a" and low["a"]["log_p_low"] == low["b"]["log_p_low"]
+  other = reports.load(workdirs[0], "other")
+  with pytest.raises(ValueError, match="has another encoder or decoder"):
+    reports.low_posterior([twins[0], other], _options(tmp_path, low_posterior_source="a"))
 
 
 def test_usage_errors_are_explained():

@@ -293,6 +293,17 @@ def _elbo_per_example(workdir: Workdir, x, key, num_samples: int):
   return np.asarray(jax.jit(estimate)(workdir.params, x, key)["elbo"])
 
 
+def _same_encoder_and_decoder(a: Workdir, b: Workdir) -> bool:
+  """Whether all parameters but the prior's are identical."""
+  if a is b:
+    return True
+  vae = lambda w: {k: v for k, v in w.params.items() if k != "prior"}
+  leaves_a, tree_a = jax.tree_util.tree_flatten(vae(a))
+  leaves_b, tree_b = jax.tree_util.tree_flatten(vae(b))
+  return tree_a == tree_b and all(
+      x.shape == y.shape and np.array_equal(x, y) for x, y in zip(leaves_a, leaves_b))
+
+
 def low_posterior(workdirs, options: Options) -> dict:
   """z ~ p(z) of the source workdir (each workdir itself, or `low_posterior_source`), ranked by
   the source's aggregated posterior over its training set; the lowest are scored by every
@@ -305,6 +316,12 @@ def low_posterior(workdirs, options: Options) -> dict:
   figures, results = {}, {}
   for w in workdirs:
     source = by_label.get(options.low_posterior_source, w)
+    if not _same_encoder_and_decoder(source, w):
+      raise ValueError(
+          f"--low_posterior_source={source.label}: {w.label} has another encoder or decoder, so "
+          f"{source.label}'s z mean nothing to it. A shared source is for models that share "
+          "q(z|x) and p(x|z), as a post-hoc prior shares its standard VAE's (Fig. B.7); "
+          "analyse the others in a run without --low_posterior_source.")
     posteriors, _, _ = training_posteriors(source, options)
     key = w.key("low_posterior", options.seed)
     z_low, log_q_low = estimators.low_posterior_samples(
