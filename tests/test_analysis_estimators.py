@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from vae_jax import evaluate
+from vae_jax import evaluate, parallel
 from vae_jax.analysis import estimators
 from vae_jax.models import VAE, create_model
 from vae_jax.priors import StandardNormalPrior
@@ -301,3 +301,15 @@ def test_interpolation_runs_from_start_to_end():
 def test_map_chunks_keeps_row_order_for_ragged_sizes():
   x = jnp.arange(23.0)
   np.testing.assert_allclose(estimators.map_chunks(lambda r: 2 * r, (x,), 5), 2 * x)
+
+
+def test_evaluators_posterior_std_is_the_encoders_std(approximate):
+  """Table B.3's learned std: the evaluator's posterior_std (from its importance samples) against
+  the mean of exp(log-std) that the encoder outputs."""
+  lg = approximate
+  images = jnp.asarray(lg.sample_x(50, seed=12))
+  evaluator = evaluate.DatasetEvaluator(lg.model, parallel.data_mesh(), 2000, 500, 50)
+  results = evaluator(lg.params, images, "binary", jax.random.PRNGKey(0))
+  assert results["posterior_std"] == pytest.approx(np.exp(lg.log_std).mean(), rel=0.01)
+  recons, kl = lg.elbo_parts(images)
+  assert results["elbo"] == pytest.approx(np.mean(recons - kl), abs=0.05)
