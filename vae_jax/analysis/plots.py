@@ -7,6 +7,7 @@ import os
 import tempfile
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
@@ -88,9 +89,14 @@ def rate_distortion(path: str, rows) -> None:
     axes[2].plot(betas, [r["posterior_std"] for r in curve], "o-", label=label)
   axes[0].set(xlabel="rate = E KL(q(z|x) || p(z)) [nats]",
               ylabel="distortion = -E log p(x|z) [nats]", title="rate-distortion (Fig. 4)")
-  axes[1].set(xlabel="β", ylabel="average normalized distance", xscale="log",
-              title="posterior overlap (Fig. 5)")
-  axes[2].set(xlabel="β", ylabel="average std of q(z|x)", xscale="log", title="Fig. B.6")
+  axes[1].set(ylabel="average normalized distance", title="posterior overlap (Fig. 5)")
+  axes[2].set(ylabel="average std of q(z|x)", title="Fig. B.6")
+  betas = sorted({r["beta"] for r in rows})
+  for axis in axes[1:]:
+    axis.set(xlabel="β", xscale="log")
+    axis.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(betas))
+    axis.xaxis.set_major_formatter(matplotlib.ticker.FixedFormatter([f"{b:g}" for b in betas]))
+    axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
   for axis in axes:
     axis.legend(fontsize=8)
   _save(figure, path)
