@@ -4,6 +4,7 @@ import os
 import sys
 
 from absl import app
+import jax
 import numpy as np
 import pytest
 
@@ -94,14 +95,21 @@ def test_a_failed_analysis_leaves_earlier_results_in_place(workdirs, tmp_path):
 
 def test_a_shared_low_posterior_source_needs_the_same_encoder_and_decoder(workdirs, tmp_path):
   """B.7 scores the standard VAE's low-q(z) samples with its post-hoc prior: both models share
-  q(z|x) and p(x|z). Here a workdir loaded twice plays the pair; a model with another encoder
-  is refused."""
-  twins = [reports.load(workdirs[1], "a"), reports.load(workdirs[1], "b")]
-  low = reports.low_posterior(twins, _options(tmp_path, low_posterior_source="a"))
-  assert low["b"]["source"] == "a" and low["a"]["log_p_low"] == low["b"]["log_p_low"]
+  q(z|x) and p(x|z). Here a copy of a workdir with another prior plays the pair; a model with
+  another encoder is refused."""
+  source = reports.load(workdirs[1], "a")
+  other_prior = jax.tree_util.tree_map(lambda p: p * 1.5, source.params["prior"])
+  twin = reports.Workdir(path=source.path, label="b", run=source.run,
+                         params={**source.params, "prior": other_prior})
+  low = reports.low_posterior([source, twin], _options(tmp_path, low_posterior_source="a"))
+  # b scores a's z: the same lowest q(z) and the same z under a's encoder, another log p(z).
+  assert low["b"]["source"] == "a" and low["a"]["log_q_low"] == low["b"]["log_q_low"]
+  assert low["a"]["log_p_low"] != low["b"]["log_p_low"]
+  alone = reports.low_posterior([twin], _options(tmp_path))
+  assert alone["b"]["log_q_low"] != low["b"]["log_q_low"]  # its own prior's samples
   other = reports.load(workdirs[0], "other")
   with pytest.raises(ValueError, match="has another encoder or decoder"):
-    reports.low_posterior([twins[0], other], _options(tmp_path, low_posterior_source="a"))
+    reports.low_posterior([source, other], _options(tmp_path, low_posterior_source="a"))
 
 
 def test_usage_errors_are_explained():

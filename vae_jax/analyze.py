@@ -6,8 +6,8 @@
 `--what` takes any of: elbo, overlap, rate_distortion, interpolation, samples, low_posterior,
 aggregate_kl, or all (see vae_jax/analysis/reports.py for what each computes and which table or
 figure of the paper it reproduces). Each analysis writes <output_dir>/<what>.json, holding the
-results per workdir label, and its figures; the exact command goes to <output_dir>/command.txt.
-Files are replaced only when their analysis succeeds. Per-workdir numbers that the paper's tables
+results per workdir label, and its figures; when all succeed, the exact command is appended to
+<output_dir>/command.txt. Files are replaced only when their analysis succeeds. Per-workdir numbers that the paper's tables
 print (Table B.5's aggregated-posterior KL) also go to <workdir>/analysis.json, which
 `launch/xu2020.py collect` reads beside eval_test.json.
 """
@@ -90,10 +90,15 @@ def _options(output_dir: str) -> reports.Options:
   nx = tuple(int(n) for n in FLAGS.aggregate_nx)
   if not nx or min(nx) < 1:
     bad.append(f"--aggregate_nx={FLAGS.aggregate_nx}")
+  bad += [f"--{name}={getattr(FLAGS, name)} (0: all)" for name in ("overlap_points",
+                                                                     "aggregate_images")
+          if getattr(FLAGS, name) < 0]
   if FLAGS.low_posterior_kept > FLAGS.low_posterior_candidates:
     bad.append("--low_posterior_kept above --low_posterior_candidates")
+  if FLAGS.elbo_samples > 100 and FLAGS.elbo_samples % 100:
+    bad.append(f"--elbo_samples={FLAGS.elbo_samples} (above 100, a multiple of 100: the chunk)")
   if bad:
-    raise app.UsageError("Must be positive: " + ", ".join(bad))
+    raise app.UsageError("Invalid: " + ", ".join(bad))
   return reports.Options(
       output_dir=output_dir, seed=FLAGS.seed, overlap_points=FLAGS.overlap_points,
       grid_columns=FLAGS.grid_columns, low_posterior_source=FLAGS.low_posterior_source,
@@ -160,10 +165,9 @@ def main(argv):
     output_dir = os.path.join(workdirs[0], "analysis")
   whats, labels = _whats(FLAGS.what), _labels(workdirs, FLAGS.label)
   options = _options(output_dir)
-  os.makedirs(output_dir, exist_ok=True)
+  results = run(workdirs, labels, whats, options, FLAGS.test_binarizations or None)
   with open(os.path.join(output_dir, "command.txt"), "a", encoding="utf-8") as f:
     f.write(shlex.join(["python", "-m", "vae_jax.analyze"] + sys.argv[1:]) + "\n")
-  results = run(workdirs, labels, whats, options, FLAGS.test_binarizations or None)
   logging.info("wrote %s: %s", output_dir, json.dumps(results, default=_round)[:2000])
 
 

@@ -102,7 +102,9 @@ def nearest_neighbours(queries, keys, exclude=None, chunk: int = 256):
     exclude = jnp.full(queries.shape[:1], -1)
 
   def one_chunk(q, excluded):
-    squared = jnp.sum(jnp.square(q), -1, keepdims=True) - 2 * q @ keys.T + key_norms
+    # Full float32 matmul: TF32 (the GPU default) would blur the gaps between candidates.
+    cross = jnp.matmul(q, keys.T, precision=jax.lax.Precision.HIGHEST)
+    squared = jnp.sum(jnp.square(q), -1, keepdims=True) - 2 * cross + key_norms
     squared = jnp.where(excluded[:, None] == jnp.arange(keys.shape[0]), jnp.inf, squared)
     nearest = jnp.argmin(squared, -1)
     return nearest, jnp.linalg.norm(q - keys[nearest], axis=-1)
@@ -119,7 +121,8 @@ def directional_std(model, params, posteriors: Posteriors, directions, key, num_
   def one_chunk(index, loc, log_scale, direction):
     z = posterior_samples(model, params, Posteriors(loc, log_scale),
                           jax.random.fold_in(key, index[0]), num_samples)
-    unit = direction / jnp.linalg.norm(direction, axis=-1, keepdims=True)
+    norm = jnp.linalg.norm(direction, axis=-1, keepdims=True)
+    unit = direction / jnp.where(norm > 0, norm, 1.0)  # d = 0 (identical centres): std 0
     return jnp.std(jnp.sum(z * unit, -1), axis=0)
   n = posteriors.loc.shape[0]
   return map_chunks(one_chunk, (jnp.arange(n),) + tuple(posteriors) + (directions,), chunk)
@@ -149,7 +152,9 @@ def posterior_overlap(model, params, posteriors: Posteriors, centres, num_querie
   # Std[j; i] projects on d_ji = -d_ij: the same std as on d_ij.
   std_i = directional_std(model, params, own, direction, key_i, num_samples)
   std_j = directional_std(model, params, other, direction, key_j, num_samples)
-  return Overlap(neighbour, distance, 2 * distance / (std_i + std_j), std_i, std_j)
+  # Identical centres (duplicate images, a collapsed encoder) overlap completely: distance 0.
+  normalized = jnp.where(distance > 0, 2 * distance / (std_i + std_j), 0.0)
+  return Overlap(neighbour, distance, normalized, std_i, std_j)
 
 
 def _gaussian_log_density(w, posteriors: Posteriors):
@@ -242,14 +247,17 @@ def aggregate_kl(model, params, images, encoding: str, key, num_binarizations: i
   n = images.shape[0]
   all_images = jnp.tile(images, (num_binarizations,) + (1,) * (images.ndim - 1))
   posteriors = encode(model, params, all_images, encoding, key)  # each tile binarized anew
-  z = posterior_samples(model, params, posteriors, jax.random.fold_in(key, 1), num_z)
-  z = z.reshape((-1,) + _latent_shape(model))  # [n_z * N * n_x, ...]
-  log_q_marginal = aggregate_log_posterior(model, params, z, posteriors)
-  w, log_det = map_latents(model, params, "unflow_posterior", z)
-  w = w.reshape(num_z, -1, posteriors.loc.shape[-1])
-  log_q_conditional = jnp.sum(
-      -0.5 * jnp.square((w - posteriors.loc) * jnp.exp(-posteriors.log_scale))
-      - posteriors.log_scale - _HALF_LOG_TWO_PI, -1).reshape(-1) + log_det
+  # w ~ q(w|x), then z = f(w): row r of the flattened [n_z, N n_x] samples belongs to x_(r % N n_x).
+  noise = jax.random.normal(jax.random.fold_in(key, 1), (num_z,) + posteriors.loc.shape)
+  w = posteriors.loc + jnp.exp(posteriors.log_scale) * noise
+  w = w.reshape((-1,) + _latent_shape(model))
+  z, log_det_forward = map_latents(model, params, "flow_posterior", w)
+  # log q(z|x) of its own x: log N(w; mu, std) - log|det df/dw| (the noise is the scaled offset).
+  log_q_conditional = (jnp.sum(-0.5 * jnp.square(noise) - posteriors.log_scale - _HALF_LOG_TWO_PI,
+                               -1).reshape(-1) - log_det_forward)
+  # log q(z) = log (1/N) sum_n N(w; mu_n, std_n) - log|det df/dw|: the same w, no inverse pass.
+  log_q_marginal = (log_mixture_density(w.reshape(w.shape[0], -1), posteriors)
+                    - log_det_forward)
   log_p = prior_log_prob(model, params, z)
   return {"aggregated_posterior_kl": float(jnp.mean(log_q_marginal - log_p)),
           "posterior_prior_kl": float(jnp.mean(log_q_conditional - log_p)),
