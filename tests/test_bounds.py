@@ -95,3 +95,38 @@ def test_active_units_counts_dimensions_whose_posterior_mean_varies(two_latent_m
     counts = evaluate.active_units(model, params, images, "binary", jax.random.PRNGKey(0),
                                    threshold, num_samples=1, batch_size=300)
     assert counts == {"active_units": expected}
+
+
+@pytest.mark.parametrize("groups,expected_groups,threshold", [
+    ("dimension", 12, 0.25), ("channel", 3, 1.0), ("all", 1, 10.0), ("all", 1, 50.0)])
+def test_free_bits_gradient_is_zero_for_groups_below_lambda(groups, expected_groups, threshold):
+  """IAF Eq. 15: groups using fewer than lambda nats (batch mean) get no gradient; the others
+  get 1/batch per example, and the value is sum_j max(lambda, mean KL_j)."""
+  kl = jax.random.uniform(jax.random.PRNGKey(0), (8, 2, 2, 3), maxval=0.5)
+  kl = kl.at[..., 0].multiply(10.0)  # channel 0 well above lambda, the rest around it
+  value, gradient = jax.value_and_grad(bounds.free_bits_kl)(kl, threshold, groups)
+  if groups == "dimension":
+    per_group = kl.reshape(8, -1).mean(0)
+    gradient = gradient.reshape(8, -1)
+  elif groups == "channel":
+    per_group = kl.sum((1, 2)).mean(0)
+    gradient = gradient.reshape(8, -1, 3)
+  else:
+    per_group = kl.sum((1, 2, 3)).mean(0)[None]
+    gradient = gradient.reshape(8, 1, -1)
+  assert per_group.shape == (expected_groups,)
+  np.testing.assert_allclose(value, np.maximum(threshold, per_group).sum(), rtol=1e-6)
+  above = np.asarray(per_group > threshold)
+  if groups != "all":
+    assert above.any() and not above.all()  # both cases occur
+  if groups == "channel":
+    np.testing.assert_allclose(gradient[..., above], 1 / 8)
+    np.testing.assert_allclose(gradient[..., ~above], 0)
+  else:
+    np.testing.assert_allclose(gradient[:, above], 1 / 8)
+    np.testing.assert_allclose(gradient[:, ~above], 0)
+
+
+def test_free_bits_names_its_groups():
+  with pytest.raises(ValueError, match="dimension, channel, all"):
+    bounds.free_bits_kl(jnp.zeros((2, 3)), 0.1, "layer")

@@ -48,3 +48,33 @@ class LogMeanExp(NamedTuple):
 
   def value(self):
     return self.max + jnp.log(self.sum_exp) - jnp.log(self.count)
+
+
+FREE_BITS_GROUPS = ("dimension", "channel", "all")
+
+
+def free_bits_kl(kl_per_unit, threshold: float, groups: str = "dimension"):
+  """sum_j max(lambda, E_batch[KL_j]): the KL term of the free-bits objective (Kingma et al.
+  2016, Eq. 15), to subtract from E[log p(x|z)].
+
+  Args:
+    kl_per_unit: [batch, *latent_shape], each latent unit's KL estimate per example (for a
+      factorised q and p: log q(z_k|x) - log p(z_k) at a sample).
+    threshold: lambda, in nats per group.
+    groups: "dimension" (each unit), "channel" (each feature map: all but the last latent axis
+      summed, IAF Appendix C) or "all" (one group; VLAE's 0.01 nats per data dimension is this
+      with threshold = 0.01 * number of data dimensions).
+
+  A group whose batch-mean KL is below lambda contributes the constant lambda: no gradient
+  pushes its information further down.
+  """
+  if groups not in FREE_BITS_GROUPS:
+    raise ValueError(f"free bits groups={groups!r}; valid: {', '.join(FREE_BITS_GROUPS)}.")
+  latent_axes = tuple(range(1, kl_per_unit.ndim))
+  if groups == "all":
+    per_group = jnp.sum(kl_per_unit, latent_axes)[:, None]
+  elif groups == "channel":
+    per_group = jnp.sum(kl_per_unit, latent_axes[:-1]) if len(latent_axes) > 1 else kl_per_unit
+  else:
+    per_group = kl_per_unit.reshape(kl_per_unit.shape[0], -1)
+  return jnp.sum(jnp.maximum(threshold, jnp.mean(per_group, 0)))
