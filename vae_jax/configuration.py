@@ -40,8 +40,10 @@ def base_config() -> ml_collections.ConfigDict:
       hidden_units=(500, 500),  # B.2 DenseVAE: Dense[500 -> 500]
       min_logstd=-11.0,  # B.6 / Section 3
       likelihood="bernoulli",  # bernoulli (binary images) | discretized_logistic (8-bit, B.5)
-      prior="realnvp",  # standard | realnvp
-      flow_depth=20,  # K of the prior's RealNVP
+      prior="realnvp",  # standard | realnvp | af (autoregressive flow, VLAE Section 3.2)
+      flow_depth=20,  # K of the prior's RealNVP, or the steps of the AF prior (VLAE: 4)
+      af_hidden=(640, 640, 640),  # VLAE Appendix A: each AF step a 3-layer MADE of 640 ReLUs
+      af_mean_only=True,  # VLAE Appendix A: mean-only AF, "more numerically stable"
       posterior_flow_depth=0,  # K of a RealNVP posterior (Eq. B.1); 0: Gaussian q(z|x)
       flow_type="full",  # full: InvertibleDense -> Coupling -> ActNorm; pure: couplings only (B.7)
       coupling_hidden=256,  # B.2: h = Dense[256]; B.5: Resnet[8x8x64] channels for resnet_cifar

@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax.distributions import standard_normal
 from vae_jax.flows.made import MADE
 
 # IAF Section 4: s starts "sufficiently positive, such as close to +1 or +2" (a forget-gate
@@ -94,7 +93,7 @@ class AutoregressiveAffineStep(distrax.Bijector):
     return z, -self.inverse_and_log_det(z)[1]
 
 
-def _order(dim: int, step: int) -> np.ndarray:
+def step_order(dim: int, step: int) -> np.ndarray:
   """0..D-1 for even steps, reversed for odd ones (IAF Section 6)."""
   order = np.arange(dim)
   return order[::-1].copy() if step % 2 else order
@@ -114,7 +113,7 @@ class IAF(nn.Module):
     dim = z.shape[-1]
     steps = []
     for t in range(self.num_steps):
-      made = MADE(self.hidden, 1 if self.location_only else 2, order=tuple(_order(dim, t)),
+      made = MADE(self.hidden, 1 if self.location_only else 2, order=tuple(step_order(dim, t)),
                   activation=self.activation,
                   output_bias=(0.0,) if self.location_only else (0.0, IAF_GATE_BIAS),
                   name=f"made_{t}")
@@ -126,31 +125,3 @@ class IAF(nn.Module):
     if self.is_initializing():
       flow.forward(z)  # creates the MADEs' parameters
     return flow
-
-
-class AutoregressiveFlowPrior(nn.Module):
-  """p(z) = u(eps) |d eps/dz| with z = f(eps), f an AF of `num_steps` MADE steps and u = N(0, I)
-  (VLAE Section 3.2 and Appendix A: 4 steps of a 3-layer MADE of 640 ReLU units, mean-only).
-
-  The MADE outputs start at zero, so the prior starts as N(0, I).
-  """
-  latent_dim: int
-  num_steps: int = 4
-  hidden: Sequence[int] = (640, 640, 640)
-  mean_only: bool = True
-
-  def setup(self):
-    self.mades = [MADE(self.hidden, 1 if self.mean_only else 2,
-                       order=tuple(_order(self.latent_dim, t)), activation="relu",
-                       zero_init_output=True, name=f"made_{t}")
-                  for t in range(self.num_steps)]
-
-  def _distribution(self):
-    steps = [AutoregressiveAffineStep(made, self.mean_only) for made in self.mades]
-    return distrax.Transformed(standard_normal((self.latent_dim,)), distrax.Chain(steps[::-1]))
-
-  def log_prob(self, z):
-    return self._distribution().log_prob(z)
-
-  def sample(self, key, n: int):
-    return self._distribution().sample(seed=key, sample_shape=n)

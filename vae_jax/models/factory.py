@@ -8,7 +8,7 @@ from vae_jax.models.vae import VAE
 from vae_jax.nets import conv
 
 ARCHITECTURES = ("dense", "conv", "resnet", "resnet_small", "pixel", "resnet_hvae", "resnet_cifar")
-PRIORS = ("standard", "realnvp")
+PRIORS = ("standard", "realnvp", "af")
 LIKELIHOODS = ("bernoulli", "discretized_logistic")
 FLOW_TYPES = ("full", "pure")
 # B.5: the CIFAR-10 latent is an 8 x 8 x C tensor.
@@ -32,6 +32,13 @@ def create_prior(model_config):
   shape = latent_shape(model_config)
   if model_config.prior == "standard":
     return priors.StandardNormalPrior(shape)
+  if model_config.prior == "af":
+    if len(shape) != 1:
+      raise ValueError("config.model.prior='af' (a MADE autoregressive flow) needs a latent vector; "
+                       f"{model_config.architecture} has a latent tensor {shape}.")
+    return priors.AutoregressiveFlowPrior(shape[0], model_config.flow_depth,
+                                          tuple(model_config.af_hidden),
+                                          model_config.af_mean_only)
   return priors.RealNVPPrior(shape, model_config.flow_depth, model_config.coupling_hidden,
                              pure=model_config.flow_type == "pure")
 
