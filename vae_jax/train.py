@@ -395,23 +395,31 @@ def _duration(seconds: float) -> str:
   return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
 
 
+def test_metrics(run: Run, params, num_samples: int, key, active_unit_samples: int,
+                 active_unit_images: int = 0) -> dict:
+  """Test-set NLL, ELBO and its parts (evaluate.DatasetEvaluator) and active units on the first
+  `active_unit_images` training images (0: all)."""
+  eval_config = run.config.eval
+  evaluator = evaluate.DatasetEvaluator(run.model, run.mesh, num_samples, eval_config.sample_chunk,
+                                        eval_config.batch_size)
+  results = evaluator(params, run.test_images, run.dataset.test_encoding,
+                      jax.random.fold_in(key, 0))
+  num_images = min(active_unit_images or run.train_images.shape[0], run.train_images.shape[0])
+  results.update(evaluate.active_units(
+      run.model, params, run.train_images[:num_images], run.dataset.encoding,
+      jax.random.fold_in(key, 1), eval_config.active_unit_threshold, active_unit_samples))
+  results["active_unit_images"] = num_images
+  return results
+
+
 def evaluate_test(run: Run, params, workdir: str, num_samples: int,
                   output: str = "eval_test.json") -> dict:
   """Test NLL/ELBO/KL/bits-per-dim, active units on the training set, and PNG grids."""
   eval_config = run.config.eval
-  evaluator = evaluate.DatasetEvaluator(run.model, run.mesh, num_samples, eval_config.sample_chunk,
-                                        eval_config.batch_size)
   _, _, _, eval_key = run.keys()
-  # Test images are final (binarized beforehand, B.1), so the test set is the same for every model.
-  test_encoding = "8bit" if run.dataset.encoding == "8bit" else "binary"
-  results = evaluator(params, run.test_images, test_encoding, jax.random.fold_in(eval_key, 0))
+  results = test_metrics(run, params, num_samples, eval_key, eval_config.active_unit_samples,
+                         eval_config.active_unit_images)
   results["bits_per_dim"] = evaluate.bits_per_dim(results["nll"], run.dataset.image_shape)
-  num_images = eval_config.active_unit_images or run.train_images.shape[0]
-  results.update(evaluate.active_units(
-      run.model, params, run.train_images[:num_images], run.dataset.encoding,
-      jax.random.fold_in(eval_key, 1), eval_config.active_unit_threshold,
-      eval_config.active_unit_samples))
-  results["active_unit_images"] = min(num_images, run.train_images.shape[0])
   results.update(dataset=run.dataset.name, devices=f"{jax.device_count()}x {jax.devices()[0].device_kind}",
                  host=platform.node(), cpu_count=os.cpu_count(),
                  test_binarizations=(run.config.data.test_binarizations
@@ -422,7 +430,7 @@ def evaluate_test(run: Run, params, workdir: str, num_samples: int,
     apply = jax.jit(run.model.apply, static_argnames=("method", "n"))
     samples = apply({"params": params}, jax.random.fold_in(eval_key, 2), n=n, method="generate")
     image_grid.save_grid(os.path.join(workdir, "samples.png"), samples)
-    originals = batching.model_input(None, run.test_images[:n // 2], test_encoding)
+    originals = batching.model_input(None, run.test_images[:n // 2], run.dataset.test_encoding)
     reconstructions = apply({"params": params}, originals, jax.random.fold_in(eval_key, 3),
                             method="reconstruct")
     pairs = jnp.stack([originals, reconstructions], 1).reshape((-1,) + originals.shape[1:])

@@ -58,17 +58,18 @@ def encode(model, params, images, encoding: str, key, chunk: int = 500) -> Poste
   return Posteriors(*map_chunks(one_chunk, (jnp.arange(images.shape[0]), images), chunk))
 
 
-def _latent_shape(model):
-  return tuple(model.latent_shape)
+def _gaussian_samples(posteriors: Posteriors, key, num_samples: int):
+  """w ~ q(w|x) for each point, and the standard-normal noise behind it: [num_samples, N, D]."""
+  noise = jax.random.normal(key, (num_samples,) + posteriors.loc.shape)
+  return posteriors.loc + jnp.exp(posteriors.log_scale) * noise, noise
 
 
 def posterior_samples(model, params, posteriors: Posteriors, key, num_samples: int):
   """z ~ q(z|x) for each point: [num_samples, N, D]."""
-  noise = jax.random.normal(key, (num_samples,) + posteriors.loc.shape)
-  w = posteriors.loc + jnp.exp(posteriors.log_scale) * noise
-  w = w.reshape(w.shape[:2] + _latent_shape(model))
-  z = model.apply({"params": params}, w, method="flow_posterior")[0]
-  return z.reshape(noise.shape)
+  w, _ = _gaussian_samples(posteriors, key, num_samples)
+  z = model.apply({"params": params}, w.reshape(w.shape[:2] + tuple(model.latent_shape)),
+                  method="flow_posterior")[0]
+  return z.reshape(w.shape)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 4, 5))
@@ -248,9 +249,8 @@ def aggregate_kl(model, params, images, encoding: str, key, num_binarizations: i
   all_images = jnp.tile(images, (num_binarizations,) + (1,) * (images.ndim - 1))
   posteriors = encode(model, params, all_images, encoding, key)  # each tile binarized anew
   # w ~ q(w|x), then z = f(w): row r of the flattened [n_z, N n_x] samples belongs to x_(r % N n_x).
-  noise = jax.random.normal(jax.random.fold_in(key, 1), (num_z,) + posteriors.loc.shape)
-  w = posteriors.loc + jnp.exp(posteriors.log_scale) * noise
-  w = w.reshape((-1,) + _latent_shape(model))
+  w, noise = _gaussian_samples(posteriors, jax.random.fold_in(key, 1), num_z)
+  w = w.reshape((-1,) + tuple(model.latent_shape))
   z, log_det_forward = map_latents(model, params, "flow_posterior", w)
   # log q(z|x) of its own x: log N(w; mu, std) - log|det df/dw| (the noise is the scaled offset).
   log_q_conditional = (jnp.sum(-0.5 * jnp.square(noise) - posteriors.log_scale - _HALF_LOG_TWO_PI,

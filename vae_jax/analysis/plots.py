@@ -13,6 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
+from vae_jax import image_grid  # pylint: disable=wrong-import-position
+
 
 def _save(figure, path: str) -> None:
   """Writes the PNG through a temporary file, so a failure leaves any older figure intact."""
@@ -30,21 +32,9 @@ def _save(figure, path: str) -> None:
       os.unlink(tmp)
 
 
-def _tile(images, columns: int):
-  """[N, H, W, C] in [0, 1] -> one [rows * H, columns * W] (or RGB) array, 1-pixel white gaps."""
-  images = np.clip(np.asarray(images, np.float32), 0, 1)
-  n, height, width, channels = images.shape
-  rows = -(-n // columns)
-  canvas = np.ones((rows * (height + 1) - 1, columns * (width + 1) - 1, channels), np.float32)
-  for i, image in enumerate(images):
-    r, c = divmod(i, columns)
-    canvas[r * (height + 1):r * (height + 1) + height,
-           c * (width + 1):c * (width + 1) + width] = image
-  return canvas[..., 0] if channels == 1 else canvas
-
-
 def _show_images(axis, images, columns: int, title: str = "") -> None:
-  tiled = _tile(images, columns)
+  tiled = image_grid.tile(images, columns)
+  tiled = tiled[..., 0] if tiled.shape[-1] == 1 else tiled
   axis.imshow(tiled, cmap="gray" if tiled.ndim == 2 else None, vmin=0, vmax=1)
   axis.set_xticks([])
   axis.set_yticks([])

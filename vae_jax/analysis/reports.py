@@ -107,18 +107,9 @@ def _summary(values) -> dict:
 @_cached("elbo")
 def elbo_decomposition(workdir: Workdir, options: Options) -> dict:
   """Test-set NLL and ELBO parts (nats), active units on the training set, posterior stats."""
-  run = workdir.run
-  evaluator = evaluate.DatasetEvaluator(run.model, run.mesh, options.num_samples,
-                                        run.config.eval.sample_chunk, run.config.eval.batch_size)
-  test_encoding = "8bit" if run.dataset.encoding == "8bit" else "binary"
-  key = workdir.key("elbo", options.seed)
-  results = evaluator(workdir.params, run.test_images, test_encoding, jax.random.fold_in(key, 0))
-  results.update(evaluate.active_units(
-      run.model, workdir.params, run.train_images, run.dataset.encoding,
-      jax.random.fold_in(key, 1), run.config.eval.active_unit_threshold,
-      options.posterior_samples))
-  results.update(active_unit_images=int(run.train_images.shape[0]),
-                 test_images=int(run.test_images.shape[0]))
+  results = train.test_metrics(workdir.run, workdir.params, options.num_samples,
+                               workdir.key("elbo", options.seed), options.posterior_samples)
+  results["test_images"] = int(workdir.run.test_images.shape[0])
   return results
 
 
@@ -229,7 +220,7 @@ def _interpolate_and_decode(model, params, start, end, steps, key):
   z = jax.vmap(lambda a, b: estimators.interpolate(a, b, steps))(start, end)  # [pairs, steps, D]
   flat = z.reshape((-1,) + tuple(model.latent_shape))
   images = model.apply({"params": params}, flat, key, method="decode")
-  log_p = model.apply({"params": params}, flat, method=estimators._prior_log_prob)  # pylint: disable=protected-access
+  log_p = estimators.prior_log_prob(model, params, flat)
   return images.reshape(z.shape[:2] + images.shape[1:]), log_p.reshape(z.shape[:2])
 
 
@@ -288,9 +279,22 @@ def samples_with_nearest(workdir: Workdir, options: Options) -> dict:
 # B.14
 
 
-def _elbo_per_example(workdir: Workdir, x, key, num_samples: int):
-  estimate = evaluate.make_bound_estimator(workdir.model, num_samples, min(num_samples, 100))
-  return np.asarray(jax.jit(estimate)(workdir.params, x, key)["elbo"])
+@_cached("low_posterior_z")
+def _low_posterior_z(source: Workdir, options: Options):
+  """The source's lowest-q(z) prior samples with their log q(z), and z ~ q(z|x) of as many random
+  training points; computed once per source, whichever workdirs score them."""
+  posteriors, _, _ = training_posteriors(source, options)
+  key = source.key("low_posterior", options.seed)
+  z_low, log_q_low = estimators.low_posterior_samples(
+      source.model, source.params, posteriors, jax.random.fold_in(key, 0),
+      options.low_posterior_candidates, options.low_posterior_kept)
+  kept = options.low_posterior_kept
+  train_index = np.random.default_rng(options.seed).choice(
+      posteriors.loc.shape[0], kept, replace=False)
+  z_train = estimators.posterior_samples(
+      source.model, source.params, estimators.Posteriors(*(p[train_index] for p in posteriors)),
+      jax.random.fold_in(key, 1), 1)[0].reshape((kept,) + tuple(source.model.latent_shape))
+  return z_low, log_q_low, z_train
 
 
 def _same_encoder_and_decoder(a: Workdir, b: Workdir) -> bool:
@@ -322,29 +326,21 @@ def low_posterior(workdirs, options: Options) -> dict:
           f"{source.label}'s z mean nothing to it. A shared source is for models that share "
           "q(z|x) and p(x|z), as a post-hoc prior shares its standard VAE's (Fig. B.7); "
           "analyse the others in a run without --low_posterior_source.")
-    posteriors, _, _ = training_posteriors(source, options)
+    z_low, log_q_low, z_train = _low_posterior_z(source, options)
     key = w.key("low_posterior", options.seed)
-    z_low, log_q_low = estimators.low_posterior_samples(
-        source.model, source.params, posteriors, jax.random.fold_in(key, 0),
-        options.low_posterior_candidates, options.low_posterior_kept)
-    kept = options.low_posterior_kept
-    train_index = np.random.default_rng(options.seed).choice(
-        posteriors.loc.shape[0], kept, replace=False)
-    z_train = estimators.posterior_samples(
-        source.model, source.params, estimators.Posteriors(*(p[train_index] for p in posteriors)),
-        jax.random.fold_in(key, 1), 1)[0].reshape((kept,) + tuple(source.model.latent_shape))
+    elbo = jax.jit(evaluate.make_bound_estimator(w.model, options.elbo_samples,
+                                                 min(options.elbo_samples, 100)))
     scored = {}
     for name, z in (("low", z_low), ("train", z_train)):
       x = w.model.apply({"params": w.params}, z, jax.random.fold_in(key, 2),
                         method="sample_images")
       scored[f"log_p_{name}"] = np.asarray(estimators.prior_log_prob(w.model, w.params, z))
-      scored[f"elbo_{name}"] = _elbo_per_example(w, x, jax.random.fold_in(key, 3),
-                                                 options.elbo_samples)
+      scored[f"elbo_{name}"] = np.asarray(elbo(w.params, x, jax.random.fold_in(key, 3))["elbo"])
     scored["means"] = np.asarray(w.model.apply({"params": w.params}, z_low,
                                                jax.random.fold_in(key, 4), method="decode"))
     figures[w.label] = scored
     results[w.label] = {"source": source.label, "candidates": options.low_posterior_candidates,
-                        "kept": kept, "log_q_low": _summary(log_q_low),
+                        "kept": options.low_posterior_kept, "log_q_low": _summary(log_q_low),
                         **{k: _summary(v) for k, v in scored.items() if k != "means"}}
   plots.low_posterior(os.path.join(options.output_dir, "low_posterior.png"), figures)
   return results

@@ -54,6 +54,12 @@ class Dataset:
       return "dynamic"
     return "binary" if self.binary else "8bit"
 
+  @property
+  def test_encoding(self) -> str:
+    """The encoding of the test images: final values, binarized beforehand (B.1), so every model
+    sees the same test set."""
+    return "binary" if self.binary else "8bit"
+
 
 @dataclasses.dataclass(frozen=True)
 class _Spec:
