@@ -1,4 +1,5 @@
 """Orbax checkpoints of the whole training state, for exact resume."""
+import dataclasses
 import logging
 import os
 
@@ -31,16 +32,27 @@ def restore_latest(checkpoint_manager: ocp.CheckpointManager, like):
   step = checkpoint_manager.latest_step()
   if step is None:
     return None
-  return checkpoint_manager.restore(step, args=ocp.args.StandardRestore(like))
+  try:
+    return checkpoint_manager.restore(step, args=ocp.args.StandardRestore(like))
+  except ValueError:
+    # A checkpoint from before a state field existed (one that is None in `like`, such as
+    # averaged_params without Polyak averaging): restore what was saved, placed like `like`.
+    saved = checkpoint_manager.restore(step, args=ocp.args.StandardRestore()).keys()
+    fields = {f.name: getattr(like, f.name) for f in dataclasses.fields(like)}
+    if any(value is not None for name, value in fields.items() if name not in saved):
+      raise
+    present = {name: value for name, value in fields.items() if name in saved}
+    return like.replace(**checkpoint_manager.restore(step, args=ocp.args.StandardRestore(present)))
 
 
 def restore_params(workdir: str):
   """The parameters to evaluate from a training workdir's latest checkpoint: the best validated
-  ones when the run validated, else the latest. Restored as saved (nested dicts of arrays)."""
+  ones when the run validated, else the Polyak average when kept, else the latest. Restored as
+  saved (nested dicts of arrays)."""
   checkpoint_manager = (manager(workdir, keep=None)
                         if os.path.isdir(os.path.join(workdir, "checkpoints")) else None)
   if checkpoint_manager is None or checkpoint_manager.latest_step() is None:
     raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints: train that run first.")
   state = checkpoint_manager.restore(checkpoint_manager.latest_step(),
                                      args=ocp.args.StandardRestore())
-  return state.get("best_params") or state["params"]
+  return state.get("best_params") or state.get("averaged_params") or state["params"]

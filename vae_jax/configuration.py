@@ -7,9 +7,13 @@ import json
 
 import ml_collections
 
-from vae_jax.models.factory import ARCHITECTURES, FLOW_TYPES, LIKELIHOODS, PRIORS
+from vae_jax import bounds
+
+from vae_jax.models.factory import (ARCHITECTURES, FLOW_TYPES, LIKELIHOODS, POSTERIOR_FLOWS,
+                                    PRIORS)
 
 STRATEGIES = ("joint", "posthoc", "iterative")
+OPTIMIZERS = ("adam", "adamax")
 
 # Paper schedule (Appendix B.3): 2,400 epochs; lr 1e-3, 1e-4, 1e-5 for 800 epochs each; KL warm-up
 # over the first 100. Expressed as fractions of training so a shorter run keeps the same shape.
@@ -44,7 +48,17 @@ def base_config() -> ml_collections.ConfigDict:
       flow_depth=20,  # K of the prior's RealNVP, or the steps of the AF prior (VLAE: 4)
       af_hidden=(640, 640, 640),  # VLAE Appendix A: each AF step a 3-layer MADE of 640 ReLUs
       af_mean_only=True,  # VLAE Appendix A: mean-only AF, "more numerically stable"
-      posterior_flow_depth=0,  # K of a RealNVP posterior (Eq. B.1); 0: Gaussian q(z|x)
+      posterior_flow="realnvp",  # realnvp (Eq. B.1) | iaf (Kingma et al. 2016, Algorithm 1)
+      posterior_flow_depth=0,  # K blocks (RealNVP) or steps (IAF) of the posterior flow; 0: Gaussian
+      iaf_hidden=(320, 320),  # IAF Section 6.1: each step a 2-layer MADE; Table 1 width 320 or 1920
+      iaf_location_only=False,  # IAF Table 3: z' = z + m instead of the gated update
+      # resnet_vae (IAF Appendix C): stochastic layers ("ResNet depth", Tables 3-4), channels of
+      # the deterministic features (160 in the paper's code; our reading), and the inference
+      # direction (C.1). latent_dim is its z channels per layer (32), posterior_flow='iaf' with
+      # posterior_flow_depth steps and iaf_hidden the masked-conv IAF's hidden channels.
+      resnet_vae_layers=4,
+      resnet_vae_hidden=160,
+      inference="bidirectional",  # bidirectional | bottom_up
       flow_type="full",  # full: InvertibleDense -> Coupling -> ActNorm; pure: couplings only (B.7)
       coupling_hidden=256,  # B.2: h = Dense[256]; B.5: Resnet[8x8x64] channels for resnet_cifar
   ))
@@ -65,6 +79,13 @@ def base_config() -> ml_collections.ConfigDict:
       strategy="joint",
       init_from="",
       iterations=16,
+      optimizer="adam",  # adam (B.3) | adamax (IAF's CIFAR-10 code; VLAE Appendix A)
+      # Free bits (IAF Eq. 15): lambda nats per group (0: off), groups 'dimension' (each latent
+      # unit), 'channel' (each latent feature map, IAF Appendix C.8) or 'all' (VLAE: 0.01 nats
+      # per data dimension, lambda = 0.01 * 784 on MNIST). The KL warm-up applies on top.
+      free_bits=0.0,
+      free_bits_groups="dimension",
+      polyak_decay=0.0,  # Polyak averaging of parameters for evaluation; VLAE: 0.998 (0: off)
       grad_clip_norm=100.0,  # Section 3 clips gradients; the norm is not stated: ours
       log_every_steps=200,
       checkpoint_every_steps=5000,
@@ -111,7 +132,12 @@ def validate(config, num_devices: int) -> None:
   _check_choice(config.model.prior, PRIORS, "model.prior")
   _check_choice(config.model.likelihood, LIKELIHOODS, "model.likelihood")
   _check_choice(config.model.flow_type, FLOW_TYPES, "model.flow_type")
+  _check_choice(config.model.posterior_flow, POSTERIOR_FLOWS, "model.posterior_flow")
   _check_choice(config.train.strategy, STRATEGIES, "train.strategy")
+  _check_choice(config.train.optimizer, OPTIMIZERS, "train.optimizer")
+  _check_choice(config.train.free_bits_groups, bounds.FREE_BITS_GROUPS, "train.free_bits_groups")
+  if not 0 <= config.train.polyak_decay < 1:
+    raise ValueError(f"config.train.polyak_decay={config.train.polyak_decay} must be in [0, 1).")
   train, evaluation = config.train, config.eval
   if train.batch_size % num_devices:
     raise ValueError(f"config.train.batch_size={train.batch_size} must be divisible by the "

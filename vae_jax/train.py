@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vae_jax import checkpoints, configuration, data, evaluate, image_grid, parallel
+from vae_jax import bounds, checkpoints, configuration, data, evaluate, image_grid, parallel
 from vae_jax.data import batching
 from vae_jax.metric_writer import MetricWriter, write_json_atomically, write_text_atomically
 from vae_jax.models import create_model
@@ -33,6 +33,7 @@ class TrainState:
   rng: jax.Array  # per-step keys are fold_in(rng, step)
   first_nonfinite_step: jax.Array  # -1 while every loss and gradient has been finite
   best_params: Any  # parameters with the lowest validation NLL; None without validation
+  averaged_params: Any  # Polyak average of params (config.train.polyak_decay), else None
   best_validation_nll: jax.Array
   best_step: jax.Array
 
@@ -110,7 +111,12 @@ def prior_training_phases(train_config, total_steps: int):
 def make_optimizer(train_config, total_steps: int):
   clip = lambda: optax.clip_by_global_norm(train_config.grad_clip_norm)
   if train_config.strategy == "joint":
-    return optax.chain(clip(), optax.adam(learning_rate_schedule(train_config, total_steps)))
+    # Adamax: the IAF CIFAR-10 model (Kingma et al. 2016, code) and VLAE (Chen et al. 2017, App. A).
+    scale_by = optax.adam if train_config.optimizer == "adam" else optax.adamax
+    return optax.chain(clip(), scale_by(learning_rate_schedule(train_config, total_steps)))
+  if train_config.optimizer != "adam":
+    raise ValueError("Post-hoc and iterative prior training use Adam (B.3): set "
+                     "config.train.optimizer='adam'.")
   # Each group is clipped on its own, so the frozen group's gradients never scale the other's.
   prior_active, vae_active, learning_rate = prior_training_phases(train_config, total_steps)
   label = lambda params: {k: jax.tree_util.tree_map(lambda _: "prior" if k == "prior" else "vae", v)
@@ -216,10 +222,23 @@ def create_train_state(run: Run, optimizer) -> TrainState:
                       opt_state=optimizer.init(params), rng=train_key,
                       first_nonfinite_step=jnp.full((), -1, jnp.int32),
                       best_params=params if validating else None,
+                      averaged_params=params if run.config.train.polyak_decay else None,
                       best_validation_nll=jnp.full((), jnp.inf), best_step=jnp.zeros((), jnp.int32))
 
   state = init(run.train_images[:run.config.train.batch_size], pretrained)
   return parallel.replicate(state, run.mesh)
+
+
+def _kl_for_free_bits(parts, kl, groups: str):
+  """[batch, ...] KL per latent unit for free bits; the total suffices for groups='all'."""
+  if groups == "all":
+    return kl[:, None]
+  if parts.kl_per_unit is None:
+    raise ValueError(f"config.train.free_bits_groups={groups!r} needs the KL split over latent "
+                     "units, which this model has only with a Gaussian posterior and a standard "
+                     "prior (the ResNet VAE of IAF Appendix C always has it); use "
+                     "free_bits_groups='all' here.")
+  return parts.kl_per_unit[0]
 
 
 def make_train_step(run: Run, optimizer):
@@ -235,7 +254,11 @@ def make_train_step(run: Run, optimizer):
     log_likelihood = parts.log_likelihood[0]
     kl = (parts.log_posterior - parts.log_prior)[0]
     l2 = l2_penalty(params)
-    loss = -jnp.mean(log_likelihood - beta * kl) + train_config.l2_weight * l2
+    kl_term = jnp.mean(kl)
+    if train_config.free_bits:
+      kl_term = bounds.free_bits_kl(_kl_for_free_bits(parts, kl, train_config.free_bits_groups),
+                                    train_config.free_bits, train_config.free_bits_groups)
+    loss = -jnp.mean(log_likelihood) + beta * kl_term + train_config.l2_weight * l2
     metrics = {"elbo": jnp.mean(log_likelihood - kl), "reconstruction": jnp.mean(log_likelihood),
                "kl": jnp.mean(kl), "l2": l2}
     if train_config.reg_weight:
@@ -265,7 +288,13 @@ def make_train_step(run: Run, optimizer):
     metrics.update(beta=beta, grad_norm=grad_norm)
     if train_config.strategy == "joint":
       metrics["learning_rate"] = schedule(state.step)
+    averaged = state.averaged_params
+    if averaged is not None:  # Polyak averaging (VLAE Appendix A: alpha = 0.998)
+      decay = train_config.polyak_decay
+      averaged = keep_if_finite(jax.tree_util.tree_map(
+          lambda a, p: decay * a + (1 - decay) * p, averaged, params), averaged)
     return state.replace(step=state.step + 1, params=keep_if_finite(params, state.params),
+                         averaged_params=averaged,
                          opt_state=keep_if_finite(opt_state, state.opt_state),
                          first_nonfinite_step=first_nonfinite), metrics
 
@@ -377,13 +406,14 @@ def _patience_exhausted(run: Run, state: TrainState, step: int) -> bool:
 
 
 def _validate(run: Run, state: TrainState, validator, key, writer) -> TrainState:
-  results = validator(state.params, run.validation_images, run.dataset.encoding, key)
+  current = _current_params(state)
+  results = validator(current, run.validation_images, run.dataset.encoding, key)
   step = int(state.step)
   writer.write(step, "validation", {k: results[k] for k in ("nll", "elbo", "reconstruction", "kl")})
   logging.info("validation at step %d: NLL %.3f (%d samples)", step, results["nll"],
                results["num_samples"])
   if results["nll"] < float(state.best_validation_nll):
-    best = jax.tree_util.tree_map(jnp.copy, state.params)  # own buffers: params are donated
+    best = jax.tree_util.tree_map(jnp.copy, current)  # own buffers: the state is donated
     state = state.replace(best_params=best, best_step=jnp.asarray(step, jnp.int32),
                           best_validation_nll=jnp.asarray(results["nll"], jnp.float32))
   return state
@@ -420,6 +450,7 @@ def evaluate_test(run: Run, params, workdir: str, num_samples: int,
   results = test_metrics(run, params, num_samples, eval_key, eval_config.active_unit_samples,
                          eval_config.active_unit_images)
   results["bits_per_dim"] = evaluate.bits_per_dim(results["nll"], run.dataset.image_shape)
+  results["kl_bits"] = results["kl"] / math.log(2)  # E[KL(q(z|x) || p(z))] per image (VLAE 4.1)
   results.update(dataset=run.dataset.name, devices=f"{jax.device_count()}x {jax.devices()[0].device_kind}",
                  host=platform.node(), cpu_count=os.cpu_count(),
                  test_binarizations=(run.config.data.test_binarizations
@@ -433,13 +464,22 @@ def evaluate_test(run: Run, params, workdir: str, num_samples: int,
     originals = batching.model_input(None, run.test_images[:n // 2], run.dataset.test_encoding)
     reconstructions = apply({"params": params}, originals, jax.random.fold_in(eval_key, 3),
                             method="reconstruct")
-    pairs = jnp.stack([originals, reconstructions], 1).reshape((-1,) + originals.shape[1:])
-    image_grid.save_grid(os.path.join(workdir, "reconstructions.png"), pairs)
+    pairs = lambda b: jnp.stack([originals, b], 1).reshape((-1,) + originals.shape[1:])
+    image_grid.save_grid(os.path.join(workdir, "reconstructions.png"), pairs(reconstructions))
+    # VLAE Fig. 1a: x, then x' ~ p(x|z) with z ~ q(z|x).
+    decompressions = apply({"params": params}, originals, jax.random.fold_in(eval_key, 4),
+                           method="decompress")
+    image_grid.save_grid(os.path.join(workdir, "decompressions.png"), pairs(decompressions))
   return results
 
 
+def _current_params(state: TrainState):
+  """The parameters to validate or evaluate now: the Polyak average when kept, else params."""
+  return state.params if state.averaged_params is None else state.averaged_params
+
+
 def _evaluation_params(state: TrainState):
-  return state.params if state.best_params is None else state.best_params
+  return _current_params(state) if state.best_params is None else state.best_params
 
 
 def train_and_evaluate(config, workdir: str) -> dict:

@@ -40,6 +40,10 @@ def require_one_latent_vae(model) -> None:
     raise ValueError(f"This analysis needs a VAE with one latent variable (Gaussian q(z|x), "
                      f"optionally with a posterior flow); {type(model).__name__} has "
                      f"{len(model.latent_groups)} latent variables.")
+  if model.flow_depends_on_x:
+    raise ValueError("This analysis maps Gaussian samples w through the posterior flow for many x "
+                     "at once, which needs an x-independent flow; the IAF posterior depends on "
+                     "x through its context h(x). Use a Gaussian or RealNVP posterior.")
 
 
 class Posteriors(NamedTuple):

@@ -35,7 +35,10 @@ class DiagonalGaussian(distrax.Distribution):
     return jnp.sum(x, axis=tuple(range(-self._event_ndims, 0)))
 
   def _log_prob_from_noise(self, noise):
-    return self._sum_event(-0.5 * jnp.square(noise) - self.log_scale - _HALF_LOG_TWO_PI)
+    return self._sum_event(self._unit_log_prob_from_noise(noise))
+
+  def _unit_log_prob_from_noise(self, noise):
+    return -0.5 * jnp.square(noise) - self.log_scale - _HALF_LOG_TWO_PI
 
   def _noise(self, key, n):
     return jax.random.normal(key, (n,) + self.loc.shape, self.loc.dtype)
@@ -47,8 +50,17 @@ class DiagonalGaussian(distrax.Distribution):
     noise = self._noise(key, n)
     return self.loc + jnp.exp(self.log_scale) * noise, self._log_prob_from_noise(noise)
 
+  def sample_and_unit_log_prob(self, seed, sample_shape: int):
+    """Samples [sample_shape, ...] and the log-density of each unit (not summed over events)."""
+    noise = self._noise(seed, sample_shape)
+    return self.loc + jnp.exp(self.log_scale) * noise, self._unit_log_prob_from_noise(noise)
+
   def log_prob(self, value):
-    return self._log_prob_from_noise((value - self.loc) * jnp.exp(-self.log_scale))
+    return self._sum_event(self.unit_log_prob(value))
+
+  def unit_log_prob(self, value):
+    """log N(value_i; loc_i, scale_i) for each unit i: log_prob before the sum over events."""
+    return self._unit_log_prob_from_noise((value - self.loc) * jnp.exp(-self.log_scale))
 
   def mean(self):
     return self.loc

@@ -49,11 +49,8 @@ class InverseAutoregressiveStep(distrax.Bijector):
     return jax.nn.log_sigmoid(params[..., 1]), params[..., 0]
 
   def forward_and_log_det(self, z):
-    log_gate, m = self._gate_and_shift(z)
-    if self._location_only:
-      return z + m, jnp.zeros(z.shape[:-1])
-    gate = jnp.exp(log_gate)
-    return gate * z + (1 - gate) * m, jnp.sum(log_gate, -1)
+    z, log_det_units = iaf_update(self._conditioner(z), z, self._location_only)
+    return z, jnp.sum(log_det_units, -1)
 
   def inverse_and_log_det(self, y):
     def solve(z, y):
@@ -64,6 +61,17 @@ class InverseAutoregressiveStep(distrax.Bijector):
       return (y - (1 - gate) * m) / gate
     z = _sequential_inverse(solve, y, y.shape[-1])
     return z, -self.forward_and_log_det(z)[1]
+
+
+def iaf_update(params, z, location_only: bool = False):
+  """Algorithm 1's step from MADE outputs params [..., 2] = (m, s): z' = sigma * z + (1 - sigma)
+  * m with sigma = sigmoid(s), and log|dz'_i/dz_i| = log sigma_i per unit; location-only:
+  z' = z + m (params [..., 1]) with log-det 0."""
+  if location_only:
+    return z + params[..., 0], jnp.zeros_like(z)
+  log_gate = jax.nn.log_sigmoid(params[..., 1])
+  gate = jnp.exp(log_gate)
+  return gate * z + (1 - gate) * params[..., 0], log_gate
 
 
 class AutoregressiveAffineStep(distrax.Bijector):
@@ -102,6 +110,7 @@ def step_order(dim: int, step: int) -> np.ndarray:
 class IAF(nn.Module):
   """An IAF posterior flow of `num_steps` steps, each a MADE with `hidden` layers that also sees
   the encoder's context h (Algorithm 1). `hidden=()` is the linear IAF of Appendix A."""
+  takes_context = True  # q(z|x) depends on x through h as well as through (mu, sigma)
   num_steps: int
   hidden: Sequence[int] = (320, 320)
   location_only: bool = False

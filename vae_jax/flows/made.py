@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax.nets.weight_norm import WNConv
+
 
 def input_degrees(order: Sequence[int]) -> np.ndarray:
   """Degree (1..D) of each input dimension: its position in `order`, which lists the dimensions
@@ -34,6 +36,28 @@ def hidden_degrees(units: int, dim: int, with_context: bool) -> np.ndarray:
   return np.arange(units) % max(dim - low, 1) + low
 
 
+def made_masks(order: Sequence[int], hidden: Sequence[int], num_params: int,
+               with_context: bool) -> list[np.ndarray]:
+  """The 0/1 masks [in, out] of each layer: hidden layers connect deg(j) >= deg(i), the output
+  layer (num_params units per dimension, grouped by dimension) deg(j) > deg(i)."""
+  degrees = input_degrees(order)
+  masks, previous = [], degrees
+  for units in hidden:
+    current = hidden_degrees(units, len(degrees), with_context)
+    masks.append(current[None, :] >= previous[:, None])
+    previous = current
+  masks.append(np.repeat(degrees[None, :] > previous[:, None], num_params, axis=1))
+  return masks
+
+
+def initial_output_bias(output_bias, num_params: int, dim: int) -> np.ndarray:
+  """The output bias per unit (grouped by dimension) from one value per parameter."""
+  bias = np.zeros(num_params) if output_bias is None else np.asarray(output_bias, np.float32)
+  if len(bias) != num_params:
+    raise ValueError(f"output_bias has {len(bias)} values for num_params={num_params}.")
+  return np.tile(bias, dim)
+
+
 class MaskedDense(nn.Module):
   """Dense layer whose kernel is multiplied by a fixed 0/1 mask [in, out]."""
   mask: np.ndarray
@@ -45,6 +69,39 @@ class MaskedDense(nn.Module):
     kernel = self.param("kernel", self.kernel_init, self.mask.shape)
     bias = self.param("bias", self.bias_init, self.mask.shape[1:])
     return x @ (kernel * jnp.asarray(self.mask, kernel.dtype)) + bias
+
+
+class ConvMADE(nn.Module):
+  """A MADE over the channels of a feature map z [N, H, W, D] (and context [N, H, W, C]) ->
+  [N, H, W, D, num_params], with weight-normalized 3x3 convolutions whose masks act on channels
+  only: output channel d at any position sees input channels before d in `order`, at every
+  position of its window. The Jacobian is thus triangular in a channel-major order of all
+  H * W * D units, as an IAF step needs (the masked-conv IAF of Kingma et al. 2016, C.3).
+  """
+  hidden: Sequence[int]
+  num_params: int
+  order: Optional[Sequence[int]] = None
+  output_bias: Optional[Sequence[float]] = None
+  kernel_size: int = 3
+
+  @nn.compact
+  def __call__(self, z, context):
+    dim = z.shape[-1]
+    masks = made_masks(np.arange(dim) if self.order is None else self.order, self.hidden,
+                       self.num_params, True)
+    spatial = lambda mask: np.broadcast_to(mask, (self.kernel_size,) * 2 + mask.shape)
+    conv = lambda features, name, **kw: WNConv(features, kernel_size=self.kernel_size, name=name, **kw)
+    h = z
+    for i, units in enumerate(self.hidden):
+      h = conv(units, f"masked_{i}", mask=spatial(masks[i]))(h)
+      if i == 0:
+        h = h + conv(units, "context")(context)
+      h = jax.nn.elu(h)
+    out = conv(dim * self.num_params, "output", mask=spatial(masks[-1]), init_scale=0.1)(h)
+    if not self.hidden:
+      out = out + conv(dim * self.num_params, "context", init_scale=0.1)(context)
+    out = out + initial_output_bias(self.output_bias, self.num_params, dim)
+    return out.reshape(out.shape[:-1] + (dim, self.num_params))
 
 
 class MADE(nn.Module):
@@ -69,22 +126,18 @@ class MADE(nn.Module):
   @nn.compact
   def __call__(self, x, context=None):
     dim = x.shape[-1]
-    degrees = input_degrees(np.arange(dim) if self.order is None else self.order)
+    masks = made_masks(np.arange(dim) if self.order is None else self.order, self.hidden,
+                       self.num_params, context is not None)
     activation = getattr(jax.nn, self.activation)
-    h, previous = x, degrees
+    h = x
     for i, units in enumerate(self.hidden):
-      current = hidden_degrees(units, dim, context is not None)
-      h = MaskedDense(current[None, :] >= previous[:, None], name=f"masked_{i}")(h)
+      h = MaskedDense(masks[i], name=f"masked_{i}")(h)
       if context is not None and i == 0:
         h = h + nn.Dense(units, name="context")(context)
       h = activation(h)
-      previous = current
-    out_mask = np.repeat(degrees[None, :] > previous[:, None], self.num_params, axis=1)
-    bias = np.zeros(self.num_params) if self.output_bias is None else np.asarray(self.output_bias)
-    if len(bias) != self.num_params:
-      raise ValueError(f"output_bias has {len(bias)} values for num_params={self.num_params}.")
+    bias = initial_output_bias(self.output_bias, self.num_params, dim)
     out = MaskedDense(
-        out_mask, bias_init=lambda *_: jnp.tile(jnp.asarray(bias, jnp.float32), dim),
+        masks[-1], bias_init=lambda *_: jnp.asarray(bias),
         kernel_init=(nn.initializers.zeros if self.zero_init_output
                      else nn.initializers.lecun_normal()), name="output")(h)
     if context is not None and not self.hidden:

@@ -10,7 +10,8 @@ import jax.numpy as jnp
 
 from vae_jax.distributions import bernoulli_image
 from vae_jax.distributions.discretized_logistic import DiscretizedLogistic
-from vae_jax.nets.pixelcnn import PixelCNN
+from vae_jax.nets.pixelcnn import MaskedPixelCNN, PixelCNN
+from vae_jax.nets.weight_norm import WNConv
 
 # B.5: log s of the discretized logistic is clipped below at -11, like the posterior's log-std.
 MIN_LOG_SCALE = -11.0
@@ -22,15 +23,22 @@ def _linear_1x1(channels: int, name: str):
 
 class BernoulliHead(nn.Module):
   """Bernoulli pixels. With `project`, logits = LinearConv1x1[H x W x C](features) (B.2, conv
-  decoders); otherwise the features are the logits (the DenseVAE decoder ends in Linear[784])."""
+  decoders), weight-normalized with `weight_norm` (IAF Appendix B); otherwise the features are
+  the logits (the DenseVAE decoder ends in Linear[784])."""
   channels: int = 1
   project: bool = True
+  weight_norm: bool = False
 
   @nn.compact
   def __call__(self, features, x=None, deterministic: bool = True):
     del x, deterministic
-    return bernoulli_image(_linear_1x1(self.channels, "logits")(features) if self.project
-                           else features)
+    if not self.project:
+      return bernoulli_image(features)
+    if self.weight_norm:
+      flat = features.reshape((-1,) + features.shape[-3:])
+      logits = WNConv(self.channels, kernel_size=1, init_scale=0.1, name="logits")(flat)
+      return bernoulli_image(logits.reshape(features.shape[:-1] + logits.shape[-1:]))
+    return bernoulli_image(_linear_1x1(self.channels, "logits")(features))
 
   def images(self, features, key):
     del key
@@ -59,6 +67,27 @@ class DiscretizedLogisticHead(nn.Module):
   def sample(self, features, key):
     """x ~ p(x|z), on the [0, 1] grid of 8-bit values."""
     return self(features).sample(seed=key)
+
+
+class MaskedPixelCNNHead(nn.Module):
+  """VLAE (Chen et al. 2017, Appendix A): decoder features -> 28x28x4 maps, concatenated with x
+  into a 6-layer masked PixelCNN -> Bernoulli logits. log p(x|z) is exact, in one pass."""
+
+  def setup(self):
+    self.pixelcnn = MaskedPixelCNN()
+
+  def __call__(self, features, x=None, deterministic: bool = True):
+    del deterministic
+    return bernoulli_image(self.pixelcnn(features, x))
+
+  def images(self, features, key):
+    """Binary samples drawn pixel by pixel (H x W network passes)."""
+    flat = features.reshape((-1,) + features.shape[-3:])
+    samples = self.pixelcnn.sample(flat, key)[0]
+    return jax.lax.stop_gradient(samples).reshape(features.shape[:-1] + samples.shape[-1:])
+
+  def sample(self, features, key):
+    return self.images(features, key)
 
 
 class PixelCNNHead(nn.Module):

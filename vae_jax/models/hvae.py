@@ -96,3 +96,9 @@ class HierarchicalVAE(nn.Module):
     z2 = self.q_z2(h).mean()
     z1 = self._q_z1(self.t_x(h), z2).mean()
     return self.head.images(self.decoder(jnp.concatenate([z1, z2], -1)), key)
+
+  def decompress(self, x, key):
+    """x' ~ p(x|z1, z2) with (z1, z2) ~ q(z1, z2|x)."""
+    posterior_key, image_key = jax.random.split(key)
+    z1, z2, _ = self._sample_posterior(x, posterior_key, 1)
+    return self.head.sample(self.decoder(jnp.concatenate([z1[0], z2[0]], -1)), image_key)

@@ -18,23 +18,27 @@ class LogWeights(NamedTuple):
   """Each [num_samples, batch]: the parts of log w = log p(x|z) + log p(z) - log q(z|x).
 
   `z` holds the samples themselves, [num_samples, batch, *latent_shape], for regularizers and
-  latent statistics.
+  latent statistics. `kl_per_unit` [num_samples, batch, *latent_shape], where the model can give
+  it, splits log q(z|x) - log p(z) over latent units (for free bits per unit or feature map).
   """
   log_likelihood: jax.Array
   log_prior: jax.Array
   log_posterior: jax.Array
   z: jax.Array
+  kl_per_unit: Optional[jax.Array] = None
 
 
 class VAE(nn.Module):
-  """q(z|x) = N(mu(h(x)), std(h(x))) pushed through `posterior_flow` when given (Eq. B.1)."""
+  """q(z|x) = N(mu(h(x)), std(h(x))) pushed through `posterior_flow` when given: a RealNVP
+  (Xu et al. 2020, Eq. B.1) or an IAF that also sees the encoder features h (Kingma et al. 2016,
+  Algorithm 1)."""
   encoder: nn.Module
   decoder: nn.Module
   head: nn.Module  # features (and x) -> p(x|z), see heads.py
   prior: nn.Module
   latent_shape: Sequence[int]
   min_logstd: float = -11.0
-  posterior_flow: Optional[nn.Module] = None  # a RealNVP f: w -> z
+  posterior_flow: Optional[nn.Module] = None  # RealNVP()(w) or IAF()(w, h): a bijector w -> z
 
   def setup(self):
     # Linear[D] heads for latent vectors (B.2), LinearConv1x1 heads for latent tensors (B.5).
@@ -50,42 +54,73 @@ class VAE(nn.Module):
     """Named latent variables -> their columns in `posterior_mean`, for active units."""
     return {"z": slice(0, math.prod(self.latent_shape))}
 
-  def gaussian_posterior(self, x) -> DiagonalGaussian:
-    """N(mu(h), exp(max(logstd(h), min_logstd))): the log-std clip of B.6."""
+  @property
+  def flow_depends_on_x(self) -> bool:
+    """True for an IAF posterior, whose every step sees the encoder's context h(x)."""
+    return getattr(self.posterior_flow, "takes_context", False)
+
+  def _encode(self, x):
+    """(q(w|x), h(x)): N(mu(h), exp(max(logstd(h), min_logstd))) with the log-std clip of B.6,
+    and the encoder features, which are the IAF's context h (Algorithm 1)."""
     h = self.encoder(x)
     log_scale = jnp.maximum(self.posterior_logstd(h), self.min_logstd)
-    return DiagonalGaussian(self.posterior_loc(h), log_scale, event_ndims=len(self.latent_shape))
+    q = DiagonalGaussian(self.posterior_loc(h), log_scale, event_ndims=len(self.latent_shape))
+    return q, h
+
+  def gaussian_posterior(self, x) -> DiagonalGaussian:
+    return self._encode(x)[0]
 
   def sample_posterior(self, x, key, num_samples: int):
     """z ~ q(z|x) and log q(z|x), each with a leading sample axis."""
-    w, log_q = self.gaussian_posterior(x).sample_and_log_prob(seed=key, sample_shape=num_samples)
-    z, log_det = self.flow_posterior(w)
-    # log q(z|x) = log q(w|x) - log|det df/dw| (Eq. B.1).
-    return z, log_q - log_det
+    z, log_q, _ = self._sample_posterior_units(x, key, num_samples)
+    return z, log_q
 
-  def flow_posterior(self, w):
+  def _sample_posterior_units(self, x, key, num_samples: int):
+    """z ~ q(z|x), log q(z|x), and log q(z|x) per latent unit where q factorises (else None)."""
+    q, h = self._encode(x)
+    w, log_q_units = q.sample_and_unit_log_prob(key, num_samples)
+    z, log_det = self.flow_posterior(w, h)
+    # log q(z|x) = log q(w|x) - log|det df/dw| (Eq. B.1).
+    log_q = jnp.sum(log_q_units, tuple(range(-len(self.latent_shape), 0))) - log_det
+    return z, log_q, (log_q_units if self.posterior_flow is None else None)
+
+  def flow_posterior(self, w, context=None):
     """z = f(w) and log|det df/dw| for Gaussian samples w: the posterior flow, if any.
 
-    The flow does not depend on x, so log q(z|x) = log N(f^-1(z); mu(x), std(x)) + log|det
-    df^-1/dz| for every x at once (`unflow_posterior`); the analyses of aggregated posteriors
-    rely on this."""
+    A RealNVP flow does not depend on x, so log q(z|x) = log N(f^-1(z); mu(x), std(x)) +
+    log|det df^-1/dz| for every x at once (`unflow_posterior`); the analyses of aggregated
+    posteriors rely on this. An IAF needs the context h(x) of the same x as w."""
     if self.posterior_flow is None:
       return w, jnp.zeros(w.shape[:w.ndim - len(self.latent_shape)])
+    if self.flow_depends_on_x:
+      if context is None:
+        raise ValueError("The IAF posterior needs the encoder context h(x) of each sample.")
+      return self.posterior_flow(w, context).forward_and_log_det(w)
     return self.posterior_flow(w).forward_and_log_det(w)
 
   def unflow_posterior(self, z):
-    """w = f^-1(z) and log|det df^-1/dz|."""
+    """w = f^-1(z) and log|det df^-1/dz|, for an x-independent posterior flow."""
     if self.posterior_flow is None:
       return z, jnp.zeros(z.shape[:z.ndim - len(self.latent_shape)])
+    if self.flow_depends_on_x:
+      raise ValueError("An IAF posterior depends on x through its context h(x): q(z|x) has no "
+                       "x-independent inverse, so analyses of the aggregated posterior q(z) "
+                       "(overlap, low_posterior, aggregate_kl) need a Gaussian or RealNVP "
+                       "posterior.")
     return self.posterior_flow(z).inverse_and_log_det(z)
 
   def likelihood(self, z, x, deterministic: bool = True):
     return self.head(self.decoder(z), x, deterministic)
 
   def log_weights(self, x, key, num_samples: int = 1, deterministic: bool = True) -> LogWeights:
-    z, log_posterior = self.sample_posterior(x, key, num_samples)
+    z, log_posterior, log_q_units = self._sample_posterior_units(x, key, num_samples)
+    log_p_units = getattr(self.prior, "unit_log_prob", None)
+    kl_per_unit = None
+    if log_q_units is not None and log_p_units is not None:
+      kl_per_unit = log_q_units - log_p_units(z)
     return LogWeights(log_likelihood=self.likelihood(z, x, deterministic).log_prob(x),
-                      log_prior=self.prior.log_prob(z), log_posterior=log_posterior, z=z)
+                      log_prior=self.prior.log_prob(z), log_posterior=log_posterior, z=z,
+                      kl_per_unit=kl_per_unit)
 
   def __call__(self, x, key, deterministic: bool = True):
     return self.log_weights(x, key, deterministic=deterministic)
@@ -113,5 +148,11 @@ class VAE(nn.Module):
 
   def reconstruct(self, x, key):
     """Images decoded from the mean of q(w|x), pushed through the posterior flow if any."""
-    z = self.flow_posterior(self.gaussian_posterior(x).mean())[0]
-    return self.decode(z, key)
+    q, h = self._encode(x)
+    return self.decode(self.flow_posterior(q.mean(), h)[0], key)
+
+  def decompress(self, x, key):
+    """x' ~ p(x|z) with z ~ q(z|x): VLAE's "decompression" (Chen et al. 2017, Fig. 1a)."""
+    posterior_key, image_key = jax.random.split(key)
+    z = self.sample_posterior(x, posterior_key, 1)[0][0]
+    return self.sample_images(z, image_key)

@@ -16,6 +16,9 @@ import functools
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from vae_jax.nets.weight_norm import WNConv
 
 from vae_jax.nets.dense import leaky_relu
 
@@ -93,24 +96,80 @@ class PixelCNN(nn.Module):
     return logits.reshape(batch + logits.shape[1:])
 
   def sample(self, features, key):
-    """Binary images [..., H, W, out_channels] drawn pixel by pixel in raster order.
+    """Binary images [..., H, W, out_channels] drawn pixel by pixel in raster order, and the
+    logits each pixel was drawn from (H * W network passes, deterministic=True)."""
+    return raster_sample(self, lambda module, x: module(features, x, True), features.shape[:-1],
+                         self.out_channels, key)
 
-    Runs the network (deterministic=True) once per pixel: H * W forward passes. Returns the
-    images and the logits each pixel was drawn from (equal to the network's logits on the
-    returned images).
-    """
-    height, width = features.shape[-3:-1]
-    shape = features.shape[:-1] + (self.out_channels,)
-    uniform = jax.random.uniform(key, shape)
 
-    def body(module, carry):
-      step, x, logits = carry
-      row, col = step // width, step % width
-      step_logits = module(features, x, True)[..., row, col, :]
-      pixel = (uniform[..., row, col, :] < jax.nn.sigmoid(step_logits)).astype(x.dtype)
-      return (step + 1, x.at[..., row, col, :].set(pixel),
-              logits.at[..., row, col, :].set(step_logits))
+def raster_sample(module, logits_fn, image_shape, channels: int, key):
+  """x [*image_shape, channels] with x_i ~ Bernoulli(sigmoid(logits_fn(module, x)_i)), drawn in
+  raster order: one network pass per pixel. Returns x and the logits each pixel was drawn from
+  (equal to logits_fn on the returned x, since logit i depends only on pixels before i)."""
+  height, width = image_shape[-2:]
+  shape = tuple(image_shape) + (channels,)
+  uniform = jax.random.uniform(key, shape)
 
-    init = (0, jnp.zeros(shape), jnp.zeros(shape))
-    _, x, logits = nn.while_loop(lambda _, carry: carry[0] < height * width, body, self, init)
-    return x, logits
+  def body(module, carry):
+    step, x, logits = carry
+    row, col = step // width, step % width
+    step_logits = logits_fn(module, x)[..., row, col, :]
+    pixel = (uniform[..., row, col, :] < jax.nn.sigmoid(step_logits)).astype(x.dtype)
+    return (step + 1, x.at[..., row, col, :].set(pixel),
+            logits.at[..., row, col, :].set(step_logits))
+
+  init = (0, jnp.zeros(shape), jnp.zeros(shape))
+  _, x, logits = nn.while_loop(lambda _, carry: carry[0] < height * width, body, module, init)
+  return x, logits
+
+
+def masked_kernel(kernel_size: int, in_channels: int, out_channels: int, include_centre: bool,
+                  masked_inputs: int) -> np.ndarray:
+  """PixelCNN mask [k, k, in, out] (van den Oord et al. 2016) for one-channel images: the first
+  `masked_inputs` input channels are seen only above and to the left of the centre (type A) or
+  also at it (type B, `include_centre`); the other input channels (features of z, which carry no
+  information about x) are seen everywhere."""
+  centre = kernel_size // 2
+  mask = np.ones((kernel_size, kernel_size, in_channels, out_channels), np.float32)
+  mask[centre, centre + (1 if include_centre else 0):, :masked_inputs] = 0
+  mask[centre + 1:, :, :masked_inputs] = 0
+  return mask
+
+
+class MaskedPixelCNN(nn.Module):
+  """VLAE's PixelCNN (Chen et al. 2017, Appendix A): Concat[x, 1x1(features) -> 4 maps] ->
+  6 masked 3x3 convolutions of 12 filters in resnet blocks, with the 5 type-B ones sharing their
+  weights, and 4 1x1 resnet blocks between them; ELU and weight normalization throughout.
+
+  Our reading where the appendix is silent: the first (type A) convolution is the input layer,
+  the 5 tied type-B convolutions are residual blocks h + conv(elu(h)), a 1x1 block follows each
+  of the first 4 of them, and the z-features are not masked (see `masked_kernel`). With 6 3x3
+  layers each logit sees x in a window of at most 6 rows above and 6 columns to each side.
+  """
+  feature_maps: int = 4
+  filters: int = 12
+  masked_layers: int = 6
+  pointwise_blocks: int = 4
+
+  @nn.compact
+  def __call__(self, features, x):
+    """features [..., H, W, F] (from z) and x [..., H, W, 1] -> logits [..., H, W, 1]."""
+    batch = jnp.broadcast_shapes(features.shape[:-3], x.shape[:-3])
+    flat = lambda a: jnp.broadcast_to(a, batch + a.shape[-3:]).reshape((-1,) + a.shape[-3:])
+    maps = WNConv(self.feature_maps, kernel_size=1, name="feature_maps")(flat(features))
+    inputs = jnp.concatenate([flat(x), maps], -1)
+    h = WNConv(self.filters, kernel_size=3, name="masked_a",
+               mask=masked_kernel(3, inputs.shape[-1], self.filters, False, 1))(inputs)
+    tied = WNConv(self.filters, kernel_size=3, name="masked_b",
+                  mask=masked_kernel(3, self.filters, self.filters, True, self.filters))
+    for i in range(self.masked_layers - 1):
+      h = h + tied(jax.nn.elu(h))
+      if i < self.pointwise_blocks:
+        h = h + WNConv(self.filters, kernel_size=1, init_scale=0.1,
+                       name=f"pointwise_{i}")(jax.nn.elu(h))
+    logits = WNConv(1, kernel_size=1, init_scale=0.1, name="logits")(jax.nn.elu(h))
+    return logits.reshape(batch + logits.shape[1:])
+
+  def sample(self, features, key):
+    """Binary images drawn pixel by pixel, and their logits (see `raster_sample`)."""
+    return raster_sample(self, lambda module, x: module(features, x), features.shape[:-1], 1, key)

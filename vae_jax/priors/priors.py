@@ -21,6 +21,10 @@ class StandardNormalPrior(nn.Module):
   def log_prob(self, z):
     return standard_normal(tuple(self.latent_shape)).log_prob(z)
 
+  def unit_log_prob(self, z):
+    """log N(z_i; 0, 1) per unit (the prior factorises), for free bits per unit."""
+    return standard_normal(tuple(self.latent_shape)).unit_log_prob(z)
+
   def sample(self, key, n: int):
     return standard_normal(tuple(self.latent_shape)).sample(seed=key, sample_shape=n)
 
