@@ -2,6 +2,8 @@
 channel-masked ConvMADE and its IAF step, the IAF posterior inside a VAE, VLAE's masked PixelCNN,
 the ResNet VAE of IAF Appendix C, and the training options they bring (free bits, Adamax, Polyak
 averaging)."""
+import json
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -191,10 +193,12 @@ def test_resnet_vae_trains_with_free_bits_per_feature_map(tmp_path):
   config.train.learning_rates, config.train.lr_boundaries = (2e-3,), ()
   config.eval.num_samples, config.eval.sample_chunk, config.eval.batch_size = 2, 2, 100
   config.eval.active_unit_samples, config.eval.active_unit_images, config.eval.num_images = 2, 100, 4
+  config.eval.test_images = 100
   results = train.train_and_evaluate(config, str(tmp_path))
   losses = [r["loss"] for r in _records(str(tmp_path), "train")]
   assert losses[-1] < losses[0]
   assert np.isfinite(results["nll"]) and 2 < results["bits_per_dim"] < 12
+  assert results["num_points"] == 100  # eval.test_images
   assert (tmp_path / "decompressions.png").exists()
 
 
@@ -258,3 +262,29 @@ def test_every_paper_cell_builds_a_valid_config():
   assert vlae.train.free_bits == pytest.approx(7.84) and vlae.train.polyak_decay == 0.998
   with pytest.raises(ValueError, match="Unknown cell"):
     iaf_vlae.config_for_cell("mnist-iaf-d3", iaf_vlae.iaf_cells())
+
+
+def test_collect_puts_each_run_beside_the_paper(tmp_path):
+  """A run named <cell>-<N>ep lands in its table row with its budget; every run is listed."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(
+      "iaf_vlae_launch", __file__.replace("tests/test_iaf_vlae.py", "launch/iaf_vlae.py"))
+  launch = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(launch)
+  from vae_jax import configuration  # pylint: disable=g-import-not-at-top
+  runs = tmp_path / "runs"
+  for name, config, nll in (
+      ("mnist-iaf-d2-w320-7ep", iaf_vlae.iaf_mnist(2, 320), 85.25),
+      ("static_mnist-vlae-3ep", iaf_vlae.vlae("static_mnist"), 91.5)):
+    (runs / name).mkdir(parents=True)
+    (runs / name / "config.json").write_text(configuration.to_json(config))
+    (runs / name / "eval_test.json").write_text(json.dumps(dict(
+        nll=nll, elbo=-nll - 3, kl=20.0, bits_per_dim=0.15, active_units=30, num_samples=128,
+        num_points=10000)))
+  launch.collect(str(runs), str(tmp_path))
+  iaf = (tmp_path / "iaf.md").read_text()
+  assert "| iaf-d2-w320 | -82.02 | 79.77 | 85.25 | 7 ep, 128 IS |" in iaf
+  assert "| diagonal | -84.08 | 81.08 |  |  |" in iaf
+  vlae = (tmp_path / "vlae.md").read_text()
+  assert "| 1 | static_mnist, VLAE | 79.03 | 91.50 | 3 ep, 128 IS |" in vlae
+  assert "static_mnist-vlae-3ep" in vlae and "static_mnist-vlae-3ep" not in iaf

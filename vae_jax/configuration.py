@@ -99,6 +99,7 @@ def base_config() -> ml_collections.ConfigDict:
       num_samples=1000,  # importance samples per test point (B.3)
       sample_chunk=100,  # samples evaluated at once; memory grows with this, not num_samples
       batch_size=500,  # test points per evaluation call
+      test_images=0,  # evaluate the first this many test images; 0: all (the papers' protocol)
       active_unit_threshold=0.01,  # Burda et al. 2016; B.3
       # Samples per point for E_q[z|x] where it has no closed form (flow posteriors, the HVAE's
       # z1): 1,000 in B.3.

@@ -144,7 +144,9 @@ def main(argv):
   flag_values = flags.FLAGS
   results = train.evaluate_workdir(flag_values.workdir, num_samples=flag_values.num_samples,
                                    test_binarizations=flag_values.test_binarizations,
-                                   output=flag_values.output)
+                                   output=flag_values.output,
+                                   active_unit_images=flag_values.active_unit_images,
+                                   test_images=flag_values.test_images)
   logging.info("Test results: %s", results)
 
 
@@ -156,5 +158,9 @@ if __name__ == "__main__":
                        "Binarizations of each test image, for dynamically binarized sets "
                        "(default: the config's).")
   flags.DEFINE_string("output", "eval_test.json", "File name of the results, inside the workdir.")
+  flags.DEFINE_integer("active_unit_images", None,
+                       "Training images for active units (default: the config's; 0: all).")
+  flags.DEFINE_integer("test_images", None,
+                       "Evaluate the first this many test images (default: the config's; 0: all).")
   flags.mark_flag_as_required("workdir")
   app.run(main)

@@ -432,7 +432,10 @@ def test_metrics(run: Run, params, num_samples: int, key, active_unit_samples: i
   eval_config = run.config.eval
   evaluator = evaluate.DatasetEvaluator(run.model, run.mesh, num_samples, eval_config.sample_chunk,
                                         eval_config.batch_size)
-  results = evaluator(params, run.test_images, run.dataset.test_encoding,
+  # eval.test_images > 0 evaluates the first that many test images only (a cheaper estimate
+  # for slow models, such as PixelCNN decoders with thousands of importance samples).
+  test_images = run.test_images[:eval_config.test_images or None]
+  results = evaluator(params, test_images, run.dataset.test_encoding,
                       jax.random.fold_in(key, 0))
   num_images = min(active_unit_images or run.train_images.shape[0], run.train_images.shape[0])
   results.update(evaluate.active_units(
@@ -509,14 +512,25 @@ def workdir_config(workdir: str):
 
 
 def evaluate_workdir(workdir: str, num_samples=None, test_binarizations=None,
-                     output: str = "eval_test.json") -> dict:
+                     output: str = "eval_test.json", active_unit_images=None,
+                     test_images=None) -> dict:
   """Evaluates the latest checkpoint of a finished or interrupted run.
 
-  `num_samples` and `test_binarizations` override the run's config for this evaluation only.
+  `num_samples`, `test_binarizations`, `active_unit_images` and `test_images` override the run's
+  config for this evaluation only.
   """
   config = workdir_config(workdir)
   if test_binarizations:
     config.data.test_binarizations = test_binarizations
+  if active_unit_images is not None:
+    config.eval.active_unit_images = active_unit_images
+  if test_images is not None:
+    config.eval.test_images = test_images
+  if num_samples:  # the largest chunk that divides num_samples, within the config's memory bound
+    config.eval.num_samples = num_samples
+    config.eval.sample_chunk = max(c for c in range(1, min(num_samples, config.eval.sample_chunk)
+                                                    + 1) if num_samples % c == 0)
+    config.train.validation_samples = config.eval.sample_chunk  # unused here; keeps it valid
   run = setup_run(config)
   optimizer = make_optimizer(config.train, run.total_steps)
   manager = checkpoints.manager(workdir, config.train.keep_checkpoints)
