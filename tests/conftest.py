@@ -1,4 +1,6 @@
 """Shared fixtures: a tiny config on the embedded digits, so training tests take seconds."""
+import os
+
 import pytest
 
 from vae_jax import configuration
@@ -27,3 +29,18 @@ def tiny_config(prior: str = "realnvp"):
 @pytest.fixture
 def config():
   return tiny_config()
+
+
+def pytest_configure(config):
+  config.addinivalue_line("markers", "slow: longer tests, run with VAE_JAX_SLOW_TESTS=1")
+
+
+def pytest_collection_modifyitems(config, items):
+  """The default suite stays under 10 minutes on 2 cores; VAE_JAX_SLOW_TESTS=1 adds the rest."""
+  del config
+  if os.environ.get("VAE_JAX_SLOW_TESTS") == "1":
+    return
+  skip = pytest.mark.skip(reason="slow: set VAE_JAX_SLOW_TESTS=1 to run")
+  for item in items:
+    if "slow" in item.keywords:
+      item.add_marker(skip)

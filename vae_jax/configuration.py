@@ -106,6 +106,7 @@ def base_config() -> ml_collections.ConfigDict:
       active_unit_samples=1000,
       active_unit_images=0,  # training images used for active units; 0: all of them (B.3)
       num_images=64,  # samples and reconstructions in the PNG grids
+      decompressions=False,  # also decompressions.png (VLAE Fig. 1a); on in the VLAE configs
   ))
   config.lock()
   return config

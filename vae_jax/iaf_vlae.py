@@ -79,6 +79,7 @@ def vlae(dataset: str) -> ml_collections.ConfigDict:
   config.eval.num_samples = VLAE_IS_SAMPLES
   config.eval.sample_chunk = 128
   config.eval.batch_size = 100
+  config.eval.decompressions = True
   return config
 
 

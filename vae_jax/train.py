@@ -469,10 +469,10 @@ def evaluate_test(run: Run, params, workdir: str, num_samples: int,
                             method="reconstruct")
     pairs = lambda b: jnp.stack([originals, b], 1).reshape((-1,) + originals.shape[1:])
     image_grid.save_grid(os.path.join(workdir, "reconstructions.png"), pairs(reconstructions))
-    # VLAE Fig. 1a: x, then x' ~ p(x|z) with z ~ q(z|x).
-    decompressions = apply({"params": params}, originals, jax.random.fold_in(eval_key, 4),
-                           method="decompress")
-    image_grid.save_grid(os.path.join(workdir, "decompressions.png"), pairs(decompressions))
+    if eval_config.decompressions:  # VLAE Fig. 1a: x, then x' ~ p(x|z) with z ~ q(z|x)
+      decompressions = apply({"params": params}, originals, jax.random.fold_in(eval_key, 4),
+                             method="decompress")
+      image_grid.save_grid(os.path.join(workdir, "decompressions.png"), pairs(decompressions))
   return results
 
 
