@@ -47,8 +47,8 @@ class DiagonalGaussian(distrax.Distribution):
     return self.loc + jnp.exp(self.log_scale) * self._noise(key, n)
 
   def _sample_n_and_log_prob(self, key, n):
-    noise = self._noise(key, n)
-    return self.loc + jnp.exp(self.log_scale) * noise, self._log_prob_from_noise(noise)
+    samples, unit_log_prob = self.sample_and_unit_log_prob(key, n)
+    return samples, self._sum_event(unit_log_prob)
 
   def sample_and_unit_log_prob(self, seed, sample_shape: int):
     """Samples [sample_shape, ...] and the log-density of each unit (not summed over events)."""

@@ -69,6 +69,13 @@ class DiscretizedLogisticHead(nn.Module):
     return self(features).sample(seed=key)
 
 
+def _sequential_samples(pixelcnn, features, key):
+  """x ~ p(x|z) from an autoregressive `pixelcnn`, for features with any leading axes."""
+  flat = features.reshape((-1,) + features.shape[-3:])
+  samples = pixelcnn.sample(flat, key)[0]
+  return jax.lax.stop_gradient(samples).reshape(features.shape[:-1] + samples.shape[-1:])
+
+
 class MaskedPixelCNNHead(nn.Module):
   """VLAE (Chen et al. 2017, Appendix A): decoder features -> 28x28x4 maps, concatenated with x
   into a 6-layer masked PixelCNN -> Bernoulli logits. log p(x|z) is exact, in one pass."""
@@ -82,9 +89,7 @@ class MaskedPixelCNNHead(nn.Module):
 
   def images(self, features, key):
     """Binary samples drawn pixel by pixel (H x W network passes)."""
-    flat = features.reshape((-1,) + features.shape[-3:])
-    samples = self.pixelcnn.sample(flat, key)[0]
-    return jax.lax.stop_gradient(samples).reshape(features.shape[:-1] + samples.shape[-1:])
+    return _sequential_samples(self.pixelcnn, features, key)
 
   def sample(self, features, key):
     return self.images(features, key)
@@ -108,9 +113,7 @@ class PixelCNNHead(nn.Module):
 
   def images(self, features, key):
     """Binary samples drawn pixel by pixel (H x W network passes)."""
-    flat = features.reshape((-1,) + features.shape[-3:])
-    samples = self.pixelcnn.sample(flat, key)[0]
-    return jax.lax.stop_gradient(samples).reshape(features.shape[:-1] + samples.shape[-1:])
+    return _sequential_samples(self.pixelcnn, features, key)
 
   def sample(self, features, key):
     """x ~ p(x|z): the sequential samples of `images`."""
