@@ -13,12 +13,8 @@ number beside the paper's (blank where not run), then every archived run, cell o
 budget and settings.
 """
 import argparse
-import json
-import math
 import os
-import re
 import shlex
-import shutil
 import subprocess
 import sys
 
@@ -27,15 +23,11 @@ if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
 from vae_jax import iaf_vlae  # pylint: disable=wrong-import-position
+# pylint: disable-next=wrong-import-position
+from launch.runs import archive, best_eval, cell_of, fmt, read_runs, render_runs, workdir_name
 
 _FULL_TEST_SET = 10_000  # MNIST and CIFAR-10 test sets
 PAPERS = {"iaf": iaf_vlae.iaf_cells, "vlae": iaf_vlae.vlae_cells}
-ARCHIVED_FILES = re.compile(r"config\.json|eval_test.*\.json|train_summary\.json|command\.txt|"
-                            r"(samples|reconstructions|decompressions)\.png")
-
-
-def workdir_name(cell: str, epochs=None) -> str:
-  return cell if epochs is None else f"{cell}-{epochs}ep"
 
 
 def command(paper: str, cell: str, runs_dir: str, epochs=None) -> list[str]:
@@ -55,51 +47,12 @@ def _selected(paper: str, cells_flag) -> list[str]:
   return chosen
 
 
-def _load(path: str):
-  if not os.path.exists(path):
-    return None
-  with open(path, encoding="utf-8") as f:
-    return json.load(f)
-
-
-def read_runs(runs_dir: str) -> dict:
-  """Workdir name -> {config, eval (by number of samples), summary} for every evaluated run."""
-  runs = {}
-  for name in sorted(os.listdir(runs_dir)) if os.path.isdir(runs_dir) else []:
-    path = os.path.join(runs_dir, name)
-    evals = [_load(os.path.join(path, file))
-             for file in (sorted(os.listdir(path)) if os.path.isdir(path) else [])
-             if re.fullmatch(r"eval_test.*\.json", file)]
-    if evals:
-      runs[name] = {"config": _load(os.path.join(path, "config.json")), "evals": evals,
-                    "summary": _load(os.path.join(path, "train_summary.json")) or {}}
-  return runs
-
-
-def _cell_of(name: str, cells) -> tuple:
-  """(cell, epochs or None) for a workdir name, or (None, None)."""
-  match = re.fullmatch(r"(.*?)(?:-(\d+)ep)?", name)
-  cell, epochs = match.group(1), match.group(2)
-  return (cell, epochs) if cell in cells else (None, None)
-
-
-def _best(run: dict, preferred: int):
-  """The evaluation on the most test points; among those, the one with the paper's number of
-  samples (`preferred`), else the one with the most."""
-  return max(run["evals"], key=lambda r: (r["num_points"], r["num_samples"] == preferred,
-                                          r["num_samples"]))
-
-
-def _fmt(value, digits=2) -> str:
-  return "" if value is None else f"{value:.{digits}f}"
-
-
 def _ours(runs: dict, cells, cell: str, metric: str, samples: int):
   """(value, note) from the run of `cell`: NLL in nats or bits/dim."""
   for name, run in runs.items():
-    found, epochs = _cell_of(name, cells)
+    found, epochs = cell_of(name, cells)
     if found == cell:
-      results = _best(run, samples)
+      results = best_eval(run, samples)
       value = results["bits_per_dim"] if metric == "bits/dim" else results["nll"]
       subset = (f", first {results['num_points']} test images"
                 if results.get("num_points", _FULL_TEST_SET) < _FULL_TEST_SET else "")
@@ -116,19 +69,19 @@ def render_iaf(runs: dict) -> str:
            "| model | paper VLB | paper NLL | ours NLL | ours: budget |", "|---|---|---|---|---|"]
   for name, (vlb, nll) in iaf_vlae.IAF_TABLE1.items():
     value, note = _ours(runs, cells, f"mnist-{name}", "nll", iaf_vlae.IAF_TABLE1_SAMPLES)
-    lines.append(f"| {name} | {-vlb:.2f} | {nll:.2f} | {_fmt(value)} | {note} |")
+    lines.append(f"| {name} | {-vlb:.2f} | {nll:.2f} | {fmt(value)} | {note} |")
   lines += ["", "Table 1's question at a budget this CPU allows (the same DenseVAE networks, 100 "
             "epochs, diagonal vs IAF posterior vs the equivalent AF prior) is in \"Every archived "
             "run\" below and in results/README.md."]
   value, note = _ours(runs, cells, "cifar10-bidirectional-iaf-h2-depth20", "bits/dim", 1000)
   lines += ["", "## Table 2: CIFAR-10, ResNet VAE with IAF (depth 20)", "",
             "| paper bits/dim | ours | ours: budget |", "|---|---|---|",
-            f"| {iaf_vlae.IAF_TABLE2_BITS_PER_DIM:.2f} | {_fmt(value)} | {note} |", "",
+            f"| {iaf_vlae.IAF_TABLE2_BITS_PER_DIM:.2f} | {fmt(value)} | {note} |", "",
             "## Table 3: CIFAR-10 bits/dim, location-only vs location+scale IAF", "",
             "| depth | inference | IAF hidden layers | paper loc-only | paper loc+scale | ours "
             "loc-only | ours loc+scale |", "|---|---|---|---|---|---|---|"]
   for (layers, direction, hidden), (loc, full) in iaf_vlae.IAF_TABLE3.items():
-    ours = [_fmt(_ours(runs, cells, f"cifar10-{direction}-iaf-h{hidden}-depth{layers}{suffix}",
+    ours = [fmt(_ours(runs, cells, f"cifar10-{direction}-iaf-h{hidden}-depth{layers}{suffix}",
                        "bits/dim", 1000)[0]) for suffix in ("-loc", "")]
     lines.append(f"| {layers} | {direction} | {hidden} | {loc:.2f} | {full:.2f} | {ours[0]} | "
                  f"{ours[1]} |")
@@ -136,7 +89,7 @@ def render_iaf(runs: dict) -> str:
             "| inference, posterior | paper 4 | paper 8 | paper 12 | ours 4 | ours 8 | ours 12 |",
             "|---|---|---|---|---|---|---|"]
   for (direction, posterior), paper in iaf_vlae.IAF_TABLE4.items():
-    ours = [_fmt(_ours(runs, cells, f"cifar10-{direction}-{posterior}-depth{d}", "bits/dim",
+    ours = [fmt(_ours(runs, cells, f"cifar10-{direction}-{posterior}-depth{d}", "bits/dim",
                        1000)[0]) for d in (4, 8, 12)]
     lines.append(f"| {direction}, {posterior} | " + " | ".join(f"{p:.2f}" for p in paper)
                  + " | " + " | ".join(ours) + " |")
@@ -153,7 +106,7 @@ def render_vlae(runs: dict) -> str:
     value, note = _ours(runs, cells, cell, "nll", iaf_vlae.VLAE_IS_SAMPLES)
     dataset = cell.rsplit("-", 1)[0] if row == "VLAE" else cell.split("-")[0]
     lines.append(f"| {table} | {dataset}, {row} | {iaf_vlae.VLAE_TABLES[cell]:.2f} | "
-                 f"{_fmt(value)} | {note} |")
+                 f"{fmt(value)} | {note} |")
   lines += ["", f"Section 4.1: the converged static-MNIST VLAE has E[KL(q(z|x) || p(z))] = "
             f"{iaf_vlae.VLAE_KL_NATS} nats = {iaf_vlae.VLAE_KL_BITS} bits per image; ours are in "
             "the KL columns below.", "",
@@ -164,56 +117,19 @@ def render_vlae(runs: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def render_runs(runs: dict) -> str:
-  """Every run: settings, budget, and each evaluation."""
-  lines = ["", "## Every archived run", "",
-           "| run | architecture, prior, posterior | epochs | test points | IS samples | NLL | ELBO | "
-           "KL nats | KL bits | bits/dim | active units | train img/s |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-  for name, run in runs.items():
-    model = run["config"]["model"]
-    posterior = ("gaussian" if not model["posterior_flow_depth"] else
-                 f"{model['posterior_flow']} x{model['posterior_flow_depth']} "
-                 f"{tuple(model['iaf_hidden']) if model['posterior_flow'] == 'iaf' else ''}")
-    prior = model["prior"] + (f" x{model['flow_depth']} {tuple(model['af_hidden'])}"
-                              if model["prior"] == "af" else "")
-    summary = run["summary"]
-    for r in sorted(run["evals"], key=lambda r: (r["num_samples"], r["num_points"])):
-      samples = r["num_samples"]
-      lines.append(
-          f"| {name} | {model['architecture']}, {prior}, {posterior} | "
-          f"{_fmt(summary.get('epochs'), 0)} | {r.get('num_points', '')} | {samples} | "
-          f"{r['nll']:.2f} | {r['elbo']:.2f} | "
-          f"{r['kl']:.2f} | {r['kl'] / math.log(2):.1f} | {r['bits_per_dim']:.4f} | "
-          f"{r.get('active_units', '')} | {_fmt(summary.get('train_images_per_second'), 0)} |")
-  return "\n".join(lines) + "\n"
-
-
 def collect(runs_dir: str, output_dir: str) -> None:
   runs = read_runs(runs_dir)
   for paper, render in (("iaf", render_iaf), ("vlae", render_vlae)):
     cells = PAPERS[paper]()
     own = {n: r for n, r in runs.items()
-           if _cell_of(n, cells)[0] or (paper == "iaf" and not any(
-               _cell_of(n, c())[0] for c in PAPERS.values()))}
+           if cell_of(n, cells)[0] or (paper == "iaf" and not any(
+               cell_of(n, c())[0] for c in PAPERS.values()))}
     path = os.path.join(output_dir, f"{paper}.md")
     text = render(runs) + render_runs(own)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
       f.write(text)
     os.replace(path + ".tmp", path)
     print(f"wrote {path}")
-
-
-def archive(runs_dir: str, to: str) -> None:
-  """Copies each finished run's small files (no checkpoints) to `to`/<workdir name>/."""
-  for name in sorted(os.listdir(runs_dir)):
-    source = os.path.join(runs_dir, name)
-    if not os.path.exists(os.path.join(source, "eval_test.json")):
-      continue
-    os.makedirs(os.path.join(to, name), exist_ok=True)
-    for file in os.listdir(source):
-      if ARCHIVED_FILES.fullmatch(file):
-        shutil.copy2(os.path.join(source, file), os.path.join(to, name, file))
 
 
 def main(argv=None) -> int:

@@ -27,7 +27,8 @@ SHARED_DATA = pathlib.Path(
 
 def make_config(**overrides):
   config = dict(name="digits", source="auto", data_dir="", tfds_data_dir="", tfds_manual_dir="",
-                validation=False, split_seed=0, test_binarizations=10, binarization_seed=0)
+                validation=False, split_seed=0, num_validation=0, test_binarizations=10,
+                binarization_seed=0)
   config.update(overrides)
   return ml_collections.ConfigDict(config)
 

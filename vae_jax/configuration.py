@@ -10,7 +10,7 @@ import ml_collections
 from vae_jax import bounds
 
 from vae_jax.models.factory import (ARCHITECTURES, FLOW_TYPES, LIKELIHOODS, POSTERIOR_FLOWS,
-                                    PRIORS)
+                                    PRIORS, PSEUDO_INPUT_PRIORS)
 
 STRATEGIES = ("joint", "posthoc", "iterative")
 OPTIMIZERS = ("adam", "adamax")
@@ -25,29 +25,44 @@ def base_config() -> ml_collections.ConfigDict:
   config.seed = 0
 
   config.data = ml_collections.ConfigDict(dict(
-      name="digits",  # digits | mnist | fashion_mnist | static_mnist | omniglot | cifar10
+      # digits | mnist | fashion_mnist | static_mnist | omniglot | cifar10 |
+      # caltech101_silhouettes | freyfaces | histopathology
+      name="digits",
       source="auto",  # auto | local | tfds | embedded
       data_dir="",  # '' -> $VAE_JAX_DATA_DIR
       tfds_data_dir="",
       tfds_manual_dir="",
       validation=False,  # hold out a validation split (50k/10k on MNIST, B.1)
       split_seed=0,
+      num_validation=0,  # training images held out for validation; 0: the dataset's default
       test_binarizations=10,  # B.1: each dynamic test image binarized 10 times
       binarization_seed=0,
   ))
 
   config.model = ml_collections.ConfigDict(dict(
-      architecture="dense",  # dense | conv | resnet | resnet_small | pixel | resnet_hvae | resnet_cifar
+      # dense | conv | resnet | resnet_small | pixel | resnet_hvae | resnet_cifar (Xu et al. 2020);
+      # iaf_resnet | vlae | resnet_vae (IAF, VLAE); gated_dense (VAE L=1) | hvae | conv_hvae |
+      # pixel_hvae (Tomczak & Welling 2018)
+      architecture="dense",
       # B.2: 40 on (Static)MNIST, 64 on FashionMNIST and Omniglot; for resnet_cifar, the channels
       # of the 8x8 latent tensor (32, B.5); for resnet_hvae, the size of each of z1 and z2 (B.13).
       latent_dim=40,
       hidden_units=(500, 500),  # B.2 DenseVAE: Dense[500 -> 500]
       min_logstd=-11.0,  # B.6 / Section 3
       likelihood="bernoulli",  # bernoulli (binary images) | discretized_logistic (8-bit, B.5)
-      prior="realnvp",  # standard | realnvp | af (autoregressive flow, VLAE Section 3.2)
+      # standard | realnvp | af (autoregressive flow, VLAE Section 3.2) | mog | vampprior |
+      # vampprior_data (mixture priors of Tomczak & Welling 2018, Eq. 9 and Section 4)
+      prior="realnvp",
       flow_depth=20,  # K of the prior's RealNVP, or the steps of the AF prior (VLAE: 4)
       af_hidden=(640, 640, 640),  # VLAE Appendix A: each AF step a 3-layer MADE of 640 ReLUs
       af_mean_only=True,  # VLAE Appendix A: mean-only AF, "more numerically stable"
+      # Mixture priors: K components or pseudo-inputs (VampPrior paper: 500; 1000 on Omniglot),
+      # learned mixture weights (Eq. 16; the paper's own priors are uniform), and the initial
+      # N(mean, std^2) of the pseudo-inputs (the authors' code: 0.05, 0.01).
+      num_components=500,
+      learn_prior_weights=False,
+      pseudo_input_mean=0.05,
+      pseudo_input_std=0.01,
       posterior_flow="realnvp",  # realnvp (Eq. B.1) | iaf (Kingma et al. 2016, Algorithm 1)
       posterior_flow_depth=0,  # K blocks (RealNVP) or steps (IAF) of the posterior flow; 0: Gaussian
       iaf_hidden=(320, 320),  # IAF Section 6.1: each step a 2-layer MADE; Table 1 width 320 or 1920
@@ -86,7 +101,10 @@ def base_config() -> ml_collections.ConfigDict:
       free_bits=0.0,
       free_bits_groups="dimension",
       polyak_decay=0.0,  # Polyak averaging of parameters for evaluation; VLAE: 0.998 (0: off)
-      grad_clip_norm=100.0,  # Section 3 clips gradients; the norm is not stated: ours
+      grad_clip_norm=100.0,  # Section 3 clips gradients; the norm is not stated: ours. 0: off
+      # Normalized gradients (Yu et al. 2017; VampPrior paper Section 5.1): each parameter
+      # array's gradient divided by its norm before Adam.
+      normalize_gradients=False,
       log_every_steps=200,
       checkpoint_every_steps=5000,
       keep_checkpoints=2,
@@ -138,6 +156,11 @@ def validate(config, num_devices: int) -> None:
   _check_choice(config.train.strategy, STRATEGIES, "train.strategy")
   _check_choice(config.train.optimizer, OPTIMIZERS, "train.optimizer")
   _check_choice(config.train.free_bits_groups, bounds.FREE_BITS_GROUPS, "train.free_bits_groups")
+  if config.model.prior in PSEUDO_INPUT_PRIORS and config.train.strategy != "joint":
+    raise ValueError("A VampPrior shares the encoder, so it trains jointly with the VAE: set "
+                     "config.train.strategy='joint'.")
+  if config.model.num_components < 1:
+    raise ValueError(f"config.model.num_components={config.model.num_components} must be >= 1.")
   if not 0 <= config.train.polyak_decay < 1:
     raise ValueError(f"config.train.polyak_decay={config.train.polyak_decay} must be in [0, 1).")
   train, evaluation = config.train, config.eval

@@ -108,8 +108,22 @@ def prior_training_phases(train_config, total_steps: int):
   return in_prior_phase, (lambda step: ~in_prior_phase(step)), learning_rate
 
 
+def normalize_gradients(eps: float = 1e-8) -> optax.GradientTransformation:
+  """g / (||g|| + eps) for each parameter array: the block-normalized gradients of Yu et al.
+  (2017) that the VampPrior paper feeds to Adam (Section 5.1)."""
+  def update(grads, state, params=None):
+    del params
+    return jax.tree_util.tree_map(lambda g: g / (jnp.linalg.norm(g) + eps), grads), state
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def make_optimizer(train_config, total_steps: int):
-  clip = lambda: optax.clip_by_global_norm(train_config.grad_clip_norm)
+  def clip():
+    if train_config.normalize_gradients:
+      return normalize_gradients()
+    if train_config.grad_clip_norm:
+      return optax.clip_by_global_norm(train_config.grad_clip_norm)
+    return optax.identity()
   if train_config.strategy == "joint":
     # Adamax: the IAF CIFAR-10 model (Kingma et al. 2016, code) and VLAE (Chen et al. 2017, App. A).
     scale_by = optax.adam if train_config.optimizer == "adam" else optax.adamax
@@ -193,6 +207,20 @@ def _with_pretrained(run: Run, params, pretrained, x, key):
   return params
 
 
+def _with_data_pseudo_inputs(run: Run, params, key):
+  """VampPrior *data* (Tomczak & Welling 2018, Section 4): K random training images, as the model
+  sees them, for pseudo-inputs."""
+  num_components = run.model.prior.num_components
+  if num_components > run.train_images.shape[0]:
+    raise ValueError(f"config.model.num_components={num_components} exceeds the "
+                     f"{run.train_images.shape[0]} training images to pick pseudo-inputs from.")
+  pick_key, binarize_key = jax.random.split(key)
+  index = jax.random.choice(pick_key, run.train_images.shape[0], (num_components,), replace=False)
+  images = batching.model_input(binarize_key, run.train_images[index], run.dataset.encoding)
+  prior = dict(params["prior"], pseudo_inputs=images)
+  return dict(params, prior=prior)
+
+
 def create_train_state(run: Run, optimizer) -> TrainState:
   """Initialises on the first training batch (ActNorm layers initialise from data)."""
   init_key, train_key, _, _ = run.keys()
@@ -217,6 +245,8 @@ def create_train_state(run: Run, optimizer) -> TrainState:
                             jax.random.fold_in(init_key, 2))["params"]
     if pretrained is not None:
       params = _with_pretrained(run, params, pretrained, x, jax.random.fold_in(init_key, 4))
+    if getattr(run.model.prior, "from_data", False):
+      params = _with_data_pseudo_inputs(run, params, jax.random.fold_in(init_key, 5))
     validating = run.config.train.validate_every_epochs > 0
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       opt_state=optimizer.init(params), rng=train_key,

@@ -202,11 +202,11 @@ def log_mixture_density(w, posteriors: Posteriors, w_chunk: int = 256, component
 
 
 def _prior_log_prob(module, z):
-  return module.prior.log_prob(z)
+  return module.prior_log_prob(z)
 
 
 def _prior_sample(module, key, n):
-  return module.prior.sample(key, n)
+  return module.prior_sample(key, n)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2, 4))

@@ -11,9 +11,16 @@ Layout under the data folder (the same as the project's offline copies):
   omniglot/       chardata.mat (Burda et al. 2016: data 784 x 24,345, testdata 784 x 8,070)
   cifar10/        data_batch_{1..5}.bin and test_batch.bin (or test_batch_first1000.bin),
                   or the python version in cifar10/cifar-10-batches-py/
+  caltech101_silhouettes/ caltech101_silhouettes_28_split1.mat (Marlin's official split:
+                  train_data, val_data, test_data, N x 784), or caltech101_silhouettes_28.mat
+                  (all 8,671 images in X, split by `vae_jax.data.sources`)
+  freyfaces/      frey_rawface.mat (Roweis: ff, 560 x 1,965) or freyfaces_uint8_1965x560.npy
+  histopathology/ histopathology.pkl (the VampPrior authors' file: a dict of 'training',
+                  'validation', 'test' arrays of 28 x 28 intensities in [0, 1])
 
 Each reader returns uint8 NHWC arrays (train, validation, test); validation is the dataset's own
-validation split where it has one (static MNIST), else None.
+validation split where it has one (static MNIST), else None. Sets that come unsplit (Frey Faces,
+Caltech-101 without split1) return (all images, None, None).
 """
 import gzip
 import pathlib
@@ -36,6 +43,13 @@ _STATIC_MNIST_HOW = (
 _OMNIGLOT_HOW = (
     "Download chardata.mat (Burda et al. 2016, 28x28 Omniglot) from "
     "https://github.com/yburda/iwae/tree/master/datasets/OMNIGLOT. TFDS has no 28x28 Omniglot.")
+_CALTECH_HOW = (
+    "Download caltech101_silhouettes_28_split1.mat from "
+    "https://people.cs.umass.edu/~marlin/data.shtml (Caltech 101 Silhouettes).")
+_FREY_HOW = "Download frey_rawface.mat from https://cs.nyu.edu/~roweis/data.html."
+_HISTOPATHOLOGY_HOW = (
+    "Get histopathology.pkl (gray 28x28 patches of Tomczak et al., split 6,800 / 2,000 / 2,000) "
+    "from the VampPrior authors' repository, github.com/jmtomczak/vae_vampprior (datasets/).")
 _CIFAR10_HOW = (
     "Download the CIFAR-10 binary version from https://www.cs.toronto.edu/~kriz/cifar.html and put "
     "the files of cifar-10-batches-bin/ in {dir} (or extract the python version so that "
@@ -51,6 +65,9 @@ def read(name: str, data_dir: str):
       "static_mnist": lambda: _read_static_mnist(root / "binarized_mnist"),
       "omniglot": lambda: _read_omniglot(root / "omniglot" / "chardata.mat"),
       "cifar10": lambda: _read_cifar10(root / "cifar10"),
+      "caltech101_silhouettes": lambda: _read_caltech(root / "caltech101_silhouettes"),
+      "freyfaces": lambda: _read_frey(root / "freyfaces"),
+      "histopathology": lambda: _read_histopathology(root / "histopathology"),
   }
   return readers[name]()
 
@@ -238,3 +255,65 @@ def _read_cifar10(folder: pathlib.Path):
     logging.warning("CIFAR-10: %s holds only the first 1,000 of the 10,000 test images; test "
                     "metrics are estimates on this subset.", test_path)
   return np.concatenate(train), None, _read_cifar_bin(test_path)
+
+
+# --- The VampPrior paper's small sets (Tomczak & Welling 2018, Supplement 8.4.1) ---------------
+
+
+def _matrix(contents: dict, key: str, path: pathlib.Path, columns: int) -> np.ndarray:
+  if key not in contents:
+    raise ValueError(f"{path}: no array {key!r} (found "
+                     f'{sorted(k for k in contents if k[0] != "_")}).')
+  x = np.asarray(contents[key])
+  if x.ndim != 2 or x.shape[1] != columns:
+    raise ValueError(f"{path}: {key!r} has shape {x.shape}, expected (N, {columns}).")
+  return x
+
+
+def _caltech_images(rows: np.ndarray, path: pathlib.Path) -> np.ndarray:
+  """Marlin's rows are column-major 28x28 silhouettes with the object 0 on a background 1; the
+  VampPrior code flips them (1 - x) so that the object is 1, as in MNIST."""
+  if not np.all((rows == 0) | (rows == 1)):
+    raise ValueError(f"{path}: values must be 0 or 1.")
+  images = rows.reshape(-1, 28, 28).transpose(0, 2, 1)  # order='F' per image
+  return (1 - images).astype(np.uint8)[..., None]
+
+
+def _read_caltech(folder: pathlib.Path):
+  split1 = folder / "caltech101_silhouettes_28_split1.mat"
+  if split1.is_file():
+    contents = _load_mat(split1)
+    return tuple(_caltech_images(_matrix(contents, key, split1, 784), split1)
+                 for key in ("train_data", "val_data", "test_data"))
+  path = _first_existing([split1, folder / "caltech101_silhouettes_28.mat"], _CALTECH_HOW)
+  logging.warning("%s: the official split1 file is absent; the 8,671 images are split at random "
+                  "(4,100 / 2,264 / 2,307, seeded by config.data.split_seed), a deviation from "
+                  "the published protocol.", path)
+  return _caltech_images(_matrix(_load_mat(path), "X", path, 784), path), None, None
+
+
+def _read_frey(folder: pathlib.Path):
+  """1,965 faces of 28 x 20 pixels, uint8, unsplit."""
+  path = _first_existing([folder / "frey_rawface.mat", folder / "freyfaces_uint8_1965x560.npy"],
+                         _FREY_HOW)
+  if path.suffix == ".mat":
+    faces = _matrix({"ff": _load_mat(path).get("ff", np.zeros((0, 0))).T}, "ff", path, 560)
+  else:
+    faces = _matrix({"faces": np.load(path, allow_pickle=False)}, "faces", path, 560)
+  if faces.dtype != np.uint8:
+    raise ValueError(f"{path}: expected uint8 pixels, found {faces.dtype}.")
+  return faces.reshape(-1, 28, 20, 1), None, None
+
+
+def _read_histopathology(folder: pathlib.Path):
+  path = _first_existing([folder / "histopathology.pkl"], _HISTOPATHOLOGY_HOW)
+  with open(path, "rb") as f:
+    contents = pickle.load(f, encoding="latin1")
+  splits = []
+  for key in ("training", "validation", "test"):
+    x = _matrix({key: np.asarray(contents[key]).reshape(len(contents[key]), -1)}
+                if isinstance(contents, dict) and key in contents else {}, key, path, 784)
+    if x.min() < 0 or x.max() > 1:
+      raise ValueError(f"{path}: {key!r} must hold intensities in [0, 1].")
+    splits.append(np.round(x * 255).astype(np.uint8).reshape(-1, 28, 28, 1))
+  return tuple(splits)

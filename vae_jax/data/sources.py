@@ -9,6 +9,14 @@ as Deep Hierarchical VAEs", Appendix B.1 (../shared/papers/xu2020_shallow_vae_re
 - Omniglot (Burda et al. 2016, 28x28): 24,345 train / 8,070 test; validation 4,000 of train.
   Dynamic binarization as MNIST.
 - CIFAR-10 (not in B.1; never binarized): 50,000 train / 10,000 test; validation 5,000 of train.
+
+The VampPrior paper's sets (Tomczak & Welling 2018, Supplement 8.4.1):
+- Caltech-101 Silhouettes: 4,100 / 2,264 / 2,307, fixed binary images; Marlin's split1 when its
+  file is there, else a seeded random split of the 8,671 images (a stated deviation).
+- Frey Faces: 28 x 20 8-bit faces, a seeded random split 1,565 / 200 / 200.
+- Histopathology: 28 x 28 8-bit gray patches, the given 6,800 / 2,000 / 2,000.
+The paper holds 1,345 Omniglot training images out for validation
+(`config.data.num_validation`).
 """
 import dataclasses
 import os
@@ -67,6 +75,7 @@ class _Spec:
   dynamic_binarization: bool
   binary: bool
   num_validation: int | None  # Held out of train when validation is asked; None: given split.
+  split_sizes: tuple[int, int, int] | None = None  # (train, validation, test) of an unsplit set
 
 
 # Per dataset: (sources, dynamic_binarization, binary, num_validation).
@@ -77,6 +86,9 @@ _SPECS = {
     "static_mnist": _Spec(("local", "tfds"), False, True, None),
     "omniglot": _Spec(("local",), True, True, 4_000),
     "cifar10": _Spec(("local", "tfds"), False, False, 5_000),
+    "caltech101_silhouettes": _Spec(("local",), False, True, None, (4_100, 2_264, 2_307)),
+    "freyfaces": _Spec(("local",), False, False, None, (1_565, 200, 200)),
+    "histopathology": _Spec(("local",), False, False, None),
 }
 _SOURCES = ("auto", "local", "tfds", "embedded")
 _HOW_TO_USE = {
@@ -113,12 +125,15 @@ def load(data_config) -> Dataset:
     train, given_validation, test = tfds_source.read(
         name, data_config.tfds_data_dir, data_config.tfds_manual_dir)
 
+  if test is None:
+    train, given_validation, test = seeded_split(train, spec.split_sizes, data_config.split_seed)
   validation = None
   if data_config.validation:
+    num_validation = data_config.num_validation or spec.num_validation
     if spec.num_validation is None:
       validation = given_validation
     else:
-      train, validation = random_split(train, spec.num_validation, data_config.split_seed)
+      train, validation = random_split(train, num_validation, data_config.split_seed)
   if spec.dynamic_binarization:
     test = binarize(test, data_config.test_binarizations, data_config.binarization_seed)
 
@@ -165,6 +180,16 @@ def random_split(images: np.ndarray, num_held_out: int, seed: int):
     raise ValueError(f"Cannot hold out {num_held_out} of {len(images)} images.")
   permutation = np.random.default_rng(seed).permutation(len(images))
   return images[permutation[num_held_out:]], images[permutation[:num_held_out]]
+
+
+def seeded_split(images: np.ndarray, sizes, seed: int):
+  """(train, validation, test) of the given sizes from a permutation seeded with `seed`; a
+  validation of size 0 is None."""
+  if sum(sizes) != len(images):
+    raise ValueError(f"Expected {sum(sizes)} images to split {sizes}, found {len(images)}.")
+  permutation = np.random.default_rng(seed).permutation(len(images))
+  ends = np.cumsum(sizes)
+  return tuple(images[permutation[end - size:end]] for size, end in zip(sizes, ends))
 
 
 def binarize(images: np.ndarray, copies: int, seed: int) -> np.ndarray:

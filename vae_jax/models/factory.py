@@ -1,4 +1,5 @@
-"""Builds a model from `config.model` and the data's image shape (Xu et al. 2020, B.2, B.5, B.13)."""
+"""Builds a model from `config.model` and the data's image shape (Xu et al. 2020, B.2, B.5, B.13;
+Kingma et al. 2016; Chen et al. 2017; Tomczak & Welling 2018, Section 5.1)."""
 from typing import Sequence
 
 from vae_jax import flows, nets, priors
@@ -7,12 +8,18 @@ from vae_jax.models.hvae import HierarchicalVAE
 from vae_jax.models.resnet_vae import ResNetVAE
 from vae_jax.flows.autoregressive import IAF
 from vae_jax.models.vae import VAE
-from vae_jax.nets import conv, iaf_resnet
+from vae_jax.nets import conv, gated, iaf_resnet
+from vae_jax.nets.dense import MLP
 
 ARCHITECTURES = ("dense", "conv", "resnet", "resnet_small", "pixel", "resnet_hvae", "resnet_cifar",
-                 "iaf_resnet", "vlae", "resnet_vae")
+                 "iaf_resnet", "vlae", "resnet_vae", "gated_dense", "hvae", "conv_hvae",
+                 "pixel_hvae")
+# The two-level models of Tomczak & Welling (2018): HVAE, ConvHVAE, PixelHVAE.
+_VAMPPRIOR_HVAES = ("hvae", "conv_hvae", "pixel_hvae")
 INFERENCE = ("bidirectional", "bottom_up")
-PRIORS = ("standard", "realnvp", "af")
+PRIORS = ("standard", "realnvp", "af", "mog", "vampprior", "vampprior_data")
+# Priors whose components are the model's posteriors of pseudo-inputs (Tomczak & Welling 2018).
+PSEUDO_INPUT_PRIORS = ("vampprior", "vampprior_data")
 LIKELIHOODS = ("bernoulli", "discretized_logistic")
 FLOW_TYPES = ("full", "pure")
 POSTERIOR_FLOWS = ("realnvp", "iaf")
@@ -31,12 +38,25 @@ def latent_shape(model_config) -> tuple:
   return (model_config.latent_dim,)
 
 
-def create_prior(model_config):
+def create_prior(model_config, image_shape=None):
+  """p(z) (p(z2) for the two-level models); `image_shape` sizes a VampPrior's pseudo-inputs."""
   _choice(model_config.prior, PRIORS, "prior")
   _choice(model_config.flow_type, FLOW_TYPES, "flow_type")
   shape = latent_shape(model_config)
   if model_config.prior == "standard":
     return priors.StandardNormalPrior(shape)
+  if model_config.prior in ("mog",) + PSEUDO_INPUT_PRIORS:
+    if len(shape) != 1:
+      raise ValueError(f"config.model.prior={model_config.prior!r} is a mixture over a latent "
+                       f"vector; {model_config.architecture} has a latent tensor {shape}.")
+    if model_config.prior == "mog":
+      return priors.MixtureOfGaussiansPrior(shape[0], model_config.num_components,
+                                            model_config.learn_prior_weights)
+    return priors.VampPrior(image_shape, model_config.num_components,
+                            model_config.learn_prior_weights,
+                            from_data=model_config.prior == "vampprior_data",
+                            init_mean=model_config.pseudo_input_mean,
+                            init_std=model_config.pseudo_input_std)
   if model_config.prior == "af":
     if len(shape) != 1:
       raise ValueError("config.model.prior='af' (a MADE autoregressive flow) needs a latent vector; "
@@ -71,9 +91,10 @@ def _head(model_config, image_shape):
     return heads.DiscretizedLogisticHead(channels)
   if model_config.architecture == "pixel":
     return heads.PixelCNNHead()
-  if model_config.architecture == "vlae":
-    return heads.MaskedPixelCNNHead()
-  return heads.BernoulliHead(channels, project=model_config.architecture != "dense",
+  if model_config.architecture in ("vlae", "pixel_hvae"):
+    return heads.MaskedPixelCNNHead(vampprior=model_config.architecture == "pixel_hvae")
+  return heads.BernoulliHead(channels, project=model_config.architecture not in (
+                                 "dense", "gated_dense", "hvae"),
                              weight_norm=model_config.architecture == "iaf_resnet")
 
 
@@ -83,7 +104,17 @@ def create_model(model_config, image_shape: Sequence[int]):
   image_shape = tuple(image_shape)
   if architecture == "resnet_vae":
     return _resnet_vae(model_config, image_shape)
-  if architecture == "dense":
+  if model_config.prior in PSEUDO_INPUT_PRIORS and model_config.posterior_flow_depth:
+    raise ValueError("The VampPrior's components are the Gaussian posteriors q(z|u_k): set "
+                     "config.model.posterior_flow_depth=0.")
+  if architecture in _VAMPPRIOR_HVAES:
+    return _vampprior_hvae(model_config, image_shape)
+  head, prior = _head(model_config, image_shape), create_prior(model_config, image_shape)
+  if architecture == "gated_dense":
+    # Section 5.1: q and p of the VAE (L = 1) are MLPs of two gated layers of 300 units.
+    encoder = gated.GatedMLP(flatten_dims=3)
+    decoder = gated.GatedDecoder(image_shape, _decoder_channels(model_config, image_shape))
+  elif architecture == "dense":
     hidden = tuple(model_config.hidden_units)
     encoder = nets.DenseEncoder(hidden)
     decoder = nets.DenseDecoder(image_shape, hidden)
@@ -96,12 +127,15 @@ def create_model(model_config, image_shape: Sequence[int]):
     # PixelVAE and ResnetHVAE use the ResnetVAE networks (B.2, B.13).
     encoder, decoder = _networks(
         "resnet" if architecture in ("pixel", "resnet_hvae") else architecture, image_shape)
-  head, prior = _head(model_config, image_shape), create_prior(model_config)
   if architecture == "resnet_hvae":
     if model_config.posterior_flow_depth:
       raise ValueError("The ResnetHVAE of B.13 has Gaussian posteriors: set "
                        "config.model.posterior_flow_depth=0.")
+    # B.13: t(x) = h(x) -> Dense[150 -> 150], u(z2) = z2 -> Dense[150 -> 150],
+    # g(x, z2) = Concat[t, u] -> Dense[300], and t_theta(z2) = z2 -> Dense[150 -> 150].
     return HierarchicalVAE(encoder=encoder, decoder=decoder, head=head, prior=prior,
+                           t_x=MLP((150, 150)), u_z2=MLP((150, 150)), g=MLP((300,)),
+                           t_z2=MLP((150, 150)), t_x_reads_features=True,
                            latent_dim=model_config.latent_dim, min_logstd=model_config.min_logstd)
   shape = latent_shape(model_config)
   return VAE(encoder=encoder, decoder=decoder, head=head, prior=prior, latent_shape=shape,
@@ -144,3 +178,43 @@ def _resnet_vae(model_config, image_shape):
                    iaf_hidden=tuple(model_config.iaf_hidden),
                    location_only=model_config.iaf_location_only, image_shape=image_shape,
                    min_logstd=model_config.min_logstd)
+
+
+def _decoder_channels(model_config, image_shape) -> int:
+  """Per-pixel outputs of a dense decoder: the Bernoulli logits, or the 2 maps per channel that
+  the discretized logistic head mixes into its location and log-scale."""
+  channels = image_shape[-1]
+  return channels if model_config.likelihood == "bernoulli" else 2 * channels
+
+
+def _vampprior_hvae(model_config, image_shape):
+  """HVAE, ConvHVAE or PixelHVAE (L = 2) of Tomczak & Welling (2018), Eq. (10)-(15), Section 5.1."""
+  architecture = model_config.architecture
+  if model_config.posterior_flow_depth:
+    raise ValueError(f"The {architecture} of Tomczak & Welling (2018) has Gaussian posteriors: set "
+                     "config.model.posterior_flow_depth=0.")
+  if architecture == "pixel_hvae" and model_config.likelihood != "bernoulli":
+    raise ValueError("pixel_hvae is built for binary images (a Bernoulli PixelCNN); for 8-bit "
+                     "data use hvae or conv_hvae with the discretized logistic likelihood.")
+  latent = model_config.latent_dim
+  width = gated.MLP_WIDTH
+  if architecture == "hvae":
+    # q(z2|x), and q(z1|x, z2)'s x and z2 branches and joint layer: gated layers of 300.
+    encoder, t_x = gated.GatedMLP(flatten_dims=3), gated.GatedMLP((width,), flatten_dims=3)
+    u_z2, g = gated.GatedMLP((width,)), gated.GatedMLP((width,))
+    decoder = gated.TwoLatentDecoder(latent, image_shape,
+                                     _decoder_channels(model_config, image_shape))
+  else:
+    # The authors' convHVAE_2level: gated convolutions read x for q(z2|x) and for q(z1|x, z2),
+    # whose z2 branch has as many units as the flattened x features.
+    encoder = gated.GatedConvNet(gated.CONV_ENCODER_Z2)
+    t_x = gated.GatedConvNet(gated.CONV_ENCODER_Z1)
+    reduced = (-(-image_shape[0] // 4), -(-image_shape[1] // 4), gated.CONV_ENCODER_Z1[-1][0])
+    u_z2, g = gated.GatedMLP((reduced[0] * reduced[1] * reduced[2],)), gated.GatedMLP((width,))
+    decoder = gated.TwoLatentDecoder(latent, image_shape, conv=True,
+                                     conv_layers=() if architecture == "pixel_hvae"
+                                     else gated.CONV_DECODER)
+  return HierarchicalVAE(encoder=encoder, decoder=decoder, head=_head(model_config, image_shape),
+                         prior=create_prior(model_config, image_shape), t_x=t_x, u_z2=u_z2, g=g,
+                         t_z2=gated.GatedMLP(), latent_dim=latent,
+                         min_logstd=model_config.min_logstd)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from vae_jax.distributions import bernoulli_image
 from vae_jax.distributions.discretized_logistic import DiscretizedLogistic
-from vae_jax.nets.pixelcnn import MaskedPixelCNN, PixelCNN
+from vae_jax.nets.pixelcnn import MaskedPixelCNN, PixelCNN, VampPixelCNN
 from vae_jax.nets.weight_norm import WNConv
 
 # B.5: log s of the discretized logistic is clipped below at -11, like the posterior's log-std.
@@ -77,11 +77,13 @@ def _sequential_samples(pixelcnn, features, key):
 
 
 class MaskedPixelCNNHead(nn.Module):
-  """VLAE (Chen et al. 2017, Appendix A): decoder features -> 28x28x4 maps, concatenated with x
-  into a 6-layer masked PixelCNN -> Bernoulli logits. log p(x|z) is exact, in one pass."""
+  """A masked PixelCNN over Concat[x, decoder features] -> Bernoulli logits; log p(x|z) is exact,
+  in one pass. VLAE's (Chen et al. 2017, Appendix A: features -> 28x28x4 maps, 6 masked layers),
+  or with `vampprior` the PixelHVAE's (Tomczak & Welling 2018: 8 masked layers of 64)."""
+  vampprior: bool = False
 
   def setup(self):
-    self.pixelcnn = MaskedPixelCNN()
+    self.pixelcnn = VampPixelCNN() if self.vampprior else MaskedPixelCNN()
 
   def __call__(self, features, x=None, deterministic: bool = True):
     del deterministic

@@ -1,20 +1,16 @@
-"""The two-level ResnetHVAE of Xu et al. (2020), Appendix B.13 (after Tomczak & Welling 2018).
+"""The two-level hierarchical VAE of Tomczak & Welling (2018), Eq. (10)-(15): the HVAE,
+ConvHVAE and PixelHVAE of that paper, and the ResnetHVAE of Xu et al. (2020), Appendix B.13.
 
-p(x, z1, z2) = p(x|z1, z2) p(z1|z2) p(z2) and q(z1, z2|x) = q(z1|x, z2) q(z2|x), with a
-standard or RealNVP prior on z2 and Gaussian p(z1|z2). Same interface as `VAE`.
+p(x, z1, z2) = p(x|z1, z2) p(z1|z2) p(z2) and q(z1, z2|x) = q(z1|x, z2) q(z2|x), with any prior
+on z2 (standard, RealNVP, MoG, VampPrior) and Gaussian p(z1|z2). Same interface as `VAE`.
 """
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vae_jax import priors
 from vae_jax.distributions import DiagonalGaussian
 from vae_jax.models.vae import LogWeights
-from vae_jax.nets.dense import MLP
-
-# B.13: t(x) = h(x) -> Dense[150 -> 150], u(z2) = z2 -> Dense[150 -> 150],
-# g(x, z2) = Concat[t, u] -> Dense[300], and t_theta(z2) = z2 -> Dense[150 -> 150].
-_BRANCH = (150, 150)
-_JOINT = (300,)
 
 
 class _GaussianFromFeatures(nn.Module):
@@ -29,21 +25,25 @@ class _GaussianFromFeatures(nn.Module):
 
 
 class HierarchicalVAE(nn.Module):
-  """ResnetHVAE: `encoder` is h_phi(x) of B.2, `decoder` maps Concat[z1, z2] to features."""
+  """q(z2|x) = N(. | encoder(x)); q(z1|x, z2) = N(. | g(Concat[t_x(.), u_z2(z2)])), where t_x
+  reads the image itself (VampPrior paper) or, with `t_x_reads_features`, the encoder's
+  features h(x) (B.13); p(z1|z2) = N(. | t_z2(z2)); `decoder` maps Concat[z1, z2] to the head's
+  features."""
   encoder: nn.Module
   decoder: nn.Module
   head: nn.Module
   prior: nn.Module  # p(z2)
+  t_x: nn.Module
+  u_z2: nn.Module
+  g: nn.Module
+  t_z2: nn.Module
   latent_dim: int
+  t_x_reads_features: bool = False
   min_logstd: float = -11.0
 
   def setup(self):
     self.q_z2 = _GaussianFromFeatures(self.latent_dim, self.min_logstd)
-    self.t_x = MLP(_BRANCH)
-    self.u_z2 = MLP(_BRANCH)
-    self.g = MLP(_JOINT)
     self.q_z1 = _GaussianFromFeatures(self.latent_dim, self.min_logstd)
-    self.t_z2 = MLP(_BRANCH)
     self.p_z1 = _GaussianFromFeatures(self.latent_dim, self.min_logstd)
 
   @property
@@ -54,13 +54,26 @@ class HierarchicalVAE(nn.Module):
     t = jnp.broadcast_to(t, z2.shape[:-1] + t.shape[-1:])
     return self.q_z1(self.g(jnp.concatenate([t, self.u_z2(z2)], -1)))
 
-  def _sample_posterior(self, x, key, num_samples: int):
+  def _encode(self, x):
+    """(q(z2|x), t_x features for q(z1|x, z2))."""
     h = self.encoder(x)
+    return self.q_z2(h), self.t_x(h if self.t_x_reads_features else x)
+
+  def q_z2_posterior(self, x) -> DiagonalGaussian:
+    """q(z2|x): the components q(z2|u_k) of a VampPrior on z2 (Eq. 12)."""
+    return self.q_z2(self.encoder(x))
+
+  def prior_log_prob(self, z2):
+    return priors.log_prob(self.prior, z2, self.q_z2_posterior)
+
+  def prior_sample(self, key, n: int):
+    return priors.sample(self.prior, key, n, self.q_z2_posterior)
+
+  def _sample_posterior(self, x, key, num_samples: int):
+    q_z2, t = self._encode(x)
     key_2, key_1 = jax.random.split(key)
-    z2, log_q2 = self.q_z2(h).sample_and_log_prob(seed=key_2, sample_shape=num_samples)
-    t = self.t_x(h)
-    q_z1 = self._q_z1(t, z2)
-    z1, log_q1 = q_z1.sample_and_log_prob(seed=key_1)
+    z2, log_q2 = q_z2.sample_and_log_prob(seed=key_2, sample_shape=num_samples)
+    z1, log_q1 = self._q_z1(t, z2).sample_and_log_prob(seed=key_1)
     return z1, z2, log_q1 + log_q2
 
   def likelihood(self, z1, z2, x, deterministic: bool = True):
@@ -68,7 +81,7 @@ class HierarchicalVAE(nn.Module):
 
   def log_weights(self, x, key, num_samples: int = 1, deterministic: bool = True) -> LogWeights:
     z1, z2, log_posterior = self._sample_posterior(x, key, num_samples)
-    log_prior = self.prior.log_prob(z2) + self.p_z1(self.t_z2(z2)).log_prob(z1)
+    log_prior = self.prior_log_prob(z2) + self.p_z1(self.t_z2(z2)).log_prob(z1)
     return LogWeights(log_likelihood=self.likelihood(z1, z2, x, deterministic).log_prob(x),
                       log_prior=log_prior, log_posterior=log_posterior,
                       z=jnp.concatenate([z1, z2], -1))
@@ -78,23 +91,22 @@ class HierarchicalVAE(nn.Module):
 
   def posterior_mean(self, x, key, num_samples: int):
     """[E_q[z1|x], E_q[z2|x]]: z2's exactly, z1's as the mean over z2 samples of q(z1|x, z2)."""
-    h = self.encoder(x)
-    q_z2 = self.q_z2(h)
+    q_z2, t = self._encode(x)
     z2 = q_z2.sample(seed=jax.random.split(key)[0], sample_shape=num_samples)  # as _sample_posterior
-    mean_z1 = jnp.mean(self._q_z1(self.t_x(h), z2).mean(), axis=0)
+    mean_z1 = jnp.mean(self._q_z1(t, z2).mean(), axis=0)
     return jnp.concatenate([mean_z1, q_z2.mean()], -1)
 
   def generate(self, key, n: int):
     keys = jax.random.split(key, 3)
-    z2 = self.prior.sample(keys[0], n)
+    z2 = self.prior_sample(keys[0], n)
     z1 = self.p_z1(self.t_z2(z2)).sample(seed=keys[1])
     return self.head.images(self.decoder(jnp.concatenate([z1, z2], -1)), keys[2])
 
   def reconstruct(self, x, key):
     """Images decoded from the mean of q(z2|x) and the mean of q(z1|x, z2) there."""
-    h = self.encoder(x)
-    z2 = self.q_z2(h).mean()
-    z1 = self._q_z1(self.t_x(h), z2).mean()
+    q_z2, t = self._encode(x)
+    z2 = q_z2.mean()
+    z1 = self._q_z1(t, z2).mean()
     return self.head.images(self.decoder(jnp.concatenate([z1, z2], -1)), key)
 
   def decompress(self, x, key):

@@ -11,6 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vae_jax import priors
 from vae_jax.distributions import DiagonalGaussian
 
 
@@ -70,6 +71,13 @@ class VAE(nn.Module):
   def gaussian_posterior(self, x) -> DiagonalGaussian:
     return self._encode(x)[0]
 
+  def prior_log_prob(self, z):
+    """log p(z); a VampPrior's components are this encoder's q(z|u_k) (Eq. 9)."""
+    return priors.log_prob(self.prior, z, self.gaussian_posterior)
+
+  def prior_sample(self, key, n: int):
+    return priors.sample(self.prior, key, n, self.gaussian_posterior)
+
   def sample_posterior(self, x, key, num_samples: int):
     """z ~ q(z|x) and log q(z|x), each with a leading sample axis."""
     z, log_q, _ = self._sample_posterior_units(x, key, num_samples)
@@ -119,7 +127,7 @@ class VAE(nn.Module):
     if log_q_units is not None and log_p_units is not None:
       kl_per_unit = log_q_units - log_p_units(z)
     return LogWeights(log_likelihood=self.likelihood(z, x, deterministic).log_prob(x),
-                      log_prior=self.prior.log_prob(z), log_posterior=log_posterior, z=z,
+                      log_prior=self.prior_log_prob(z), log_posterior=log_posterior, z=z,
                       kl_per_unit=kl_per_unit)
 
   def __call__(self, x, key, deterministic: bool = True):
@@ -136,7 +144,7 @@ class VAE(nn.Module):
   def generate(self, key, n: int):
     """Images for n prior samples z: E[x|z], or sequential samples for a PixelCNN head."""
     prior_key, image_key = jax.random.split(key)
-    return self.decode(self.prior.sample(prior_key, n), image_key)
+    return self.decode(self.prior_sample(prior_key, n), image_key)
 
   def decode(self, z, key):
     """The images shown for latents z: E[x|z], or sequential samples for a PixelCNN head."""

@@ -173,3 +173,33 @@ class MaskedPixelCNN(nn.Module):
   def sample(self, features, key):
     """Binary images drawn pixel by pixel, and their logits (see `raster_sample`)."""
     return raster_sample(self, lambda module, x: module(features, x), features.shape[:-1], 1, key)
+
+
+class VampPixelCNN(nn.Module):
+  """The PixelHVAE decoder of Tomczak & Welling (2018), Section 5.3, as the authors' public
+  code (models/PixelHVAE_2level.py): Concat[x, map of (z1, z2)] -> a type-A then type-B masked
+  3x3 convolutions of 64 filters, ReLU -> 1x1 -> logits.
+
+  Where we differ from that code: no batch normalisation (our networks are stateless functions of
+  their parameters), and the map of (z1, z2), which carries no information about x, is not masked.
+  """
+  layers: int = 8
+  filters: int = 64
+
+  @nn.compact
+  def __call__(self, features, x):
+    """features [..., H, W, F] (from z) and x [..., H, W, 1] -> logits [..., H, W, 1]."""
+    batch = jnp.broadcast_shapes(features.shape[:-3], x.shape[:-3])
+    flat = lambda a: jnp.broadcast_to(a, batch + a.shape[-3:]).reshape((-1,) + a.shape[-3:])
+    h = jnp.concatenate([flat(x), flat(features)], -1)
+    for i in range(self.layers):
+      mask = masked_kernel(3, h.shape[-1], self.filters, include_centre=i > 0,
+                           masked_inputs=1 if i == 0 else self.filters)
+      h = jax.nn.relu(nn.Conv(self.filters, (3, 3), padding="SAME", mask=jnp.asarray(mask),
+                              name=f"hidden_{i}")(h))
+    logits = nn.Conv(1, (1, 1), name="logits")(h)
+    return logits.reshape(batch + logits.shape[1:])
+
+  def sample(self, features, key):
+    """Binary images drawn pixel by pixel, and their logits (see `raster_sample`)."""
+    return raster_sample(self, lambda module, x: module(features, x), features.shape[:-1], 1, key)

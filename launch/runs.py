@@ -1,0 +1,92 @@
+"""What the paper launchers share: workdir names, reading finished runs, archiving them, and the
+markdown table of every archived run."""
+import json
+import math
+import os
+import re
+import shutil
+
+ARCHIVED_FILES = re.compile(r"config\.json|eval_test.*\.json|train_summary\.json|command\.txt|"
+                            r"(samples|reconstructions|decompressions)\.png")
+
+
+def workdir_name(cell: str, epochs=None) -> str:
+  return cell if epochs is None else f"{cell}-{epochs}ep"
+
+
+def _load(path: str):
+  if not os.path.exists(path):
+    return None
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def read_runs(runs_dir: str) -> dict:
+  """Workdir name -> {config, eval (by number of samples), summary} for every evaluated run."""
+  runs = {}
+  for name in sorted(os.listdir(runs_dir)) if os.path.isdir(runs_dir) else []:
+    path = os.path.join(runs_dir, name)
+    evals = [_load(os.path.join(path, file))
+             for file in (sorted(os.listdir(path)) if os.path.isdir(path) else [])
+             if re.fullmatch(r"eval_test.*\.json", file)]
+    if evals:
+      runs[name] = {"config": _load(os.path.join(path, "config.json")), "evals": evals,
+                    "summary": _load(os.path.join(path, "train_summary.json")) or {}}
+  return runs
+
+
+def cell_of(name: str, cells) -> tuple:
+  """(cell, epochs or None) for a workdir name, or (None, None)."""
+  match = re.fullmatch(r"(.*?)(?:-(\d+)ep)?", name)
+  cell, epochs = match.group(1), match.group(2)
+  return (cell, epochs) if cell in cells else (None, None)
+
+
+def best_eval(run: dict, preferred: int):
+  """The evaluation on the most test points; among those, the one with the paper's number of
+  samples (`preferred`), else the one with the most."""
+  return max(run["evals"], key=lambda r: (r["num_points"], r["num_samples"] == preferred,
+                                          r["num_samples"]))
+
+
+def fmt(value, digits=2) -> str:
+  return "" if value is None else f"{value:.{digits}f}"
+
+
+def render_runs(runs: dict) -> str:
+  """Every run: settings, budget, and each evaluation."""
+  lines = ["", "## Every archived run", "",
+           "| run | architecture, prior, posterior | epochs | test points | IS samples | NLL | ELBO | "
+           "KL nats | KL bits | bits/dim | active units | train img/s |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+  for name, run in runs.items():
+    model = run["config"]["model"]
+    posterior = ("gaussian" if not model["posterior_flow_depth"] else
+                 f"{model['posterior_flow']} x{model['posterior_flow_depth']} "
+                 f"{tuple(model['iaf_hidden']) if model['posterior_flow'] == 'iaf' else ''}")
+    prior = model["prior"] + (f" x{model['flow_depth']} {tuple(model['af_hidden'])}"
+                              if model["prior"] == "af" else "")
+    if model["prior"] in ("mog", "vampprior", "vampprior_data"):
+      prior += f" K={model['num_components']}"
+    summary = run["summary"]
+    for r in sorted(run["evals"], key=lambda r: (r["num_samples"], r["num_points"])):
+      samples = r["num_samples"]
+      lines.append(
+          f"| {name} | {model['architecture']}, {prior}, {posterior} | "
+          f"{fmt(summary.get('epochs'), 0)} | {r.get('num_points', '')} | {samples} | "
+          f"{r['nll']:.2f} | {r['elbo']:.2f} | "
+          f"{r['kl']:.2f} | {r['kl'] / math.log(2):.1f} | {r['bits_per_dim']:.4f} | "
+          f"{r.get('active_units', '')} | {fmt(summary.get('train_images_per_second'), 0)} |")
+  return "\n".join(lines) + "\n"
+
+
+def archive(runs_dir: str, to: str) -> None:
+  """Copies each finished run's small files (no checkpoints) to `to`/<workdir name>/."""
+  for name in sorted(os.listdir(runs_dir)):
+    source = os.path.join(runs_dir, name)
+    if not os.path.exists(os.path.join(source, "eval_test.json")):
+      continue
+    os.makedirs(os.path.join(to, name), exist_ok=True)
+    for file in os.listdir(source):
+      if ARCHIVED_FILES.fullmatch(file):
+        shutil.copy2(os.path.join(source, file), os.path.join(to, name, file))

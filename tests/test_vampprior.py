@@ -1,0 +1,311 @@
+"""Mixture priors (MoG, VampPrior, VampPrior-data, weighted), the two-level HVAEs of Tomczak &
+Welling (2018), their datasets and configs."""
+import math
+import pickle
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.io
+
+from vae_jax import configuration, data, train, vampprior
+from vae_jax.distributions import DiagonalGaussian, mixture
+from vae_jax.models import create_model
+from vae_jax.nets.pixelcnn import VampPixelCNN
+from vae_jax import priors
+
+from conftest import tiny_config
+from test_data import real_data_config
+
+
+def _brute_force_mixture(z, loc, log_scale, log_weights):
+  """log sum_k w_k prod_d N(z_d; loc_kd, s_kd), one component and one dimension at a time, in
+  float64 numpy."""
+  z, loc, scale = np.float64(z), np.float64(loc), np.exp(np.float64(log_scale))
+  total = np.zeros(z.shape[:-1])
+  for k in range(loc.shape[0]):
+    density = np.exp(np.float64(log_weights[k])) * np.ones(z.shape[:-1])
+    for d in range(loc.shape[1]):
+      density *= np.exp(-0.5 * ((z[..., d] - loc[k, d]) / scale[k, d]) ** 2) / (
+          math.sqrt(2 * math.pi) * scale[k, d])
+    total += density
+  return np.log(total)
+
+
+@pytest.mark.parametrize("block_elements", [None, 64])  # 64: many row blocks through lax.map
+def test_mixture_log_prob_matches_brute_force_sum(monkeypatch, block_elements):
+  if block_elements:
+    monkeypatch.setattr(mixture, "_BLOCK_ELEMENTS", block_elements)
+  keys = jax.random.split(jax.random.PRNGKey(0), 4)
+  loc = jax.random.normal(keys[0], (5, 3))
+  log_scale = jax.random.uniform(keys[1], (5, 3), minval=-2.0, maxval=0.5)
+  log_weights = jax.nn.log_softmax(jax.random.normal(keys[2], (5,)))
+  z = 1.5 * jax.random.normal(keys[3], (4, 7, 3))
+  got = mixture.mixture_log_prob(z, loc, log_scale, log_weights)
+  assert got.shape == (4, 7)
+  np.testing.assert_allclose(got, _brute_force_mixture(z, loc, log_scale, log_weights),
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_mixture_log_prob_is_stable_far_from_every_component():
+  """Where every component's density underflows float32, logsumexp still gives the exact value:
+  for one component it is the Gaussian log-density itself."""
+  loc, log_scale = jnp.zeros((1, 2)), jnp.full((1, 2), -3.0)
+  z = jnp.array([[40.0, -40.0]])
+  got = mixture.mixture_log_prob(z, loc, log_scale, jnp.zeros(1))
+  expected = DiagonalGaussian(loc[0], log_scale[0]).log_prob(z)
+  assert np.isfinite(got).all() and got[0] < -1e5
+  np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def _mixture_moments(loc, log_scale, log_weights):
+  """Mean and covariance of a mixture of diagonal Gaussians, in closed form."""
+  w = np.exp(np.float64(log_weights))
+  loc, var = np.float64(loc), np.exp(2 * np.float64(log_scale))
+  mean = w @ loc
+  second = sum(w[k] * (np.diag(var[k]) + np.outer(loc[k], loc[k])) for k in range(len(w)))
+  return mean, second - np.outer(mean, mean)
+
+
+def _check_sample_moments(samples, loc, log_scale, log_weights):
+  mean, covariance = _mixture_moments(loc, log_scale, log_weights)
+  samples = np.float64(samples)
+  standard_error = np.sqrt(np.diag(covariance) / len(samples))
+  np.testing.assert_array_less(np.abs(samples.mean(0) - mean), 5 * standard_error)
+  np.testing.assert_allclose(np.cov(samples.T), covariance, atol=0.05 * np.abs(covariance).max())
+
+
+def test_mog_prior_sampling_moments_and_weights():
+  """The weighted MoG prior: samples have the mixture's mean and covariance, and its density
+  is the brute-force sum with softmax weights (Eq. 16)."""
+  prior = priors.MixtureOfGaussiansPrior(latent_dim=2, num_components=3, learn_weights=True)
+  params = prior.init(jax.random.PRNGKey(0), jnp.zeros((1, 2)), method="log_prob")
+  params = jax.tree_util.tree_map(lambda p: p + 0.7 * jax.random.normal(
+      jax.random.PRNGKey(p.size), p.shape), params)
+  inner = params["params"]
+  log_weights = jax.nn.log_softmax(inner["weight_logits"])
+  samples = prior.apply(params, jax.random.PRNGKey(1), 200_000, method="sample")
+  _check_sample_moments(samples, inner["loc"], inner["log_scale"], log_weights)
+  z = jax.random.normal(jax.random.PRNGKey(2), (6, 2))
+  np.testing.assert_allclose(
+      prior.apply(params, z, method="log_prob"),
+      _brute_force_mixture(z, inner["loc"], inner["log_scale"], log_weights), rtol=1e-5)
+
+
+def _vamp_vae(num_components, prior="vampprior", learn_weights=False, architecture="gated_dense"):
+  config = vampprior.vampprior_config("static_mnist", "vae", prior, num_components).model
+  config.architecture, config.learn_prior_weights = architecture, learn_weights
+  model = create_model(config, (6, 6, 1))
+  x = jax.random.bernoulli(jax.random.PRNGKey(0), 0.4, (3, 6, 6, 1)).astype(jnp.float32)
+  params = model.init({"params": jax.random.PRNGKey(1)}, x, jax.random.PRNGKey(2))["params"]
+  return model, params, x
+
+
+def test_vampprior_with_one_pseudo_input_is_that_posterior():
+  """K = 1: p(z) = q(z|u_1), a Gaussian with the encoder's parameters at the pseudo-input."""
+  model, params, _ = _vamp_vae(1)
+  params["prior"]["pseudo_inputs"] = jax.random.uniform(jax.random.PRNGKey(3), (1, 6, 6, 1))
+  z = jax.random.normal(jax.random.PRNGKey(4), (5, 2, 40))
+  got = model.apply({"params": params}, z, method="prior_log_prob")
+  posterior = model.apply({"params": params}, params["prior"]["pseudo_inputs"],
+                          method="gaussian_posterior")
+  expected = DiagonalGaussian(posterior.loc[0], posterior.log_scale[0]).log_prob(z)
+  np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-4)
+
+
+def test_vampprior_density_is_the_mixture_of_encoded_pseudo_inputs():
+  """The weighted VampPrior (Eq. 16): brute-force sum over q(z|u_k) with softmax weights, the
+  pseudo-inputs clipped into the data range [0, 1]."""
+  model, params, _ = _vamp_vae(4, learn_weights=True)
+  u = jnp.linspace(-0.5, 1.5, 4 * 36).reshape(4, 6, 6, 1)  # partly outside [0, 1]
+  params["prior"] = dict(pseudo_inputs=u, weight_logits=jnp.array([0.3, -1.0, 2.0, 0.0]))
+  posterior = model.apply({"params": params}, jnp.clip(u, 0, 1), method="gaussian_posterior")
+  z = jax.random.normal(jax.random.PRNGKey(5), (7, 40))
+  expected = _brute_force_mixture(z, posterior.loc, posterior.log_scale,
+                                  jax.nn.log_softmax(params["prior"]["weight_logits"]))
+  got = model.apply({"params": params}, z, method="prior_log_prob")
+  np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_vampprior_sampling_moments():
+  """Pick a pseudo-input, encode it, sample: the mixture's mean and covariance."""
+  model, params, _ = _vamp_vae(3)
+  params["prior"]["pseudo_inputs"] = jax.random.uniform(jax.random.PRNGKey(6), (3, 6, 6, 1))
+  posterior = model.apply({"params": params}, params["prior"]["pseudo_inputs"],
+                          method="gaussian_posterior")
+  samples = model.apply({"params": params}, jax.random.PRNGKey(7), 50_000,
+                        method="prior_sample")
+  dims = slice(0, 4)  # the first few latent units keep the check cheap
+  _check_sample_moments(samples[:, dims], posterior.loc[:, dims], posterior.log_scale[:, dims],
+                        jnp.full(3, -math.log(3)))
+
+
+def test_hvae_vampprior_on_z2_uses_q_z2_of_pseudo_inputs():
+  """Eq. (12): p(z2) = (1/K) sum_k q(z2|u_k) in the two-level model."""
+  model, params, x = _vamp_vae(3, architecture="hvae")
+  z2 = jax.random.normal(jax.random.PRNGKey(8), (4, 40))
+  q = model.apply({"params": params}, jnp.clip(params["prior"]["pseudo_inputs"], 0, 1),
+                  method="q_z2_posterior")
+  expected = _brute_force_mixture(z2, q.loc, q.log_scale, np.full(3, -math.log(3)))
+  np.testing.assert_allclose(model.apply({"params": params}, z2, method="prior_log_prob"),
+                             expected, rtol=1e-5)
+  parts = model.apply({"params": params}, x, jax.random.PRNGKey(9), 2, method="log_weights")
+  assert parts.log_prior.shape == (2, 3) and np.isfinite(parts.log_prior).all()
+
+
+@pytest.mark.parametrize("architecture", ["conv_hvae", "pixel_hvae"])
+def test_convolutional_hvaes_give_finite_log_weights(architecture):
+  config = vampprior.vampprior_config("freyfaces" if architecture == "conv_hvae" else
+                                      "static_mnist", architecture, "vampprior", 2).model
+  shape = (28, 20, 1) if architecture == "conv_hvae" else (28, 28, 1)
+  model = create_model(config, shape)
+  x = jnp.round(jax.random.uniform(jax.random.PRNGKey(0), (2,) + shape) * 255) / 255
+  params = model.init({"params": jax.random.PRNGKey(1)}, x, jax.random.PRNGKey(2))["params"]
+  parts = model.apply({"params": params}, x, jax.random.PRNGKey(3), 2, method="log_weights")
+  assert parts.log_likelihood.shape == (2, 2)
+  assert all(np.isfinite(p).all() for p in parts[:3])
+
+
+def test_pixel_hvae_pixelcnn_is_causal():
+  """Logit i of the PixelHVAE's PixelCNN depends on pixels before i only (raster order)."""
+  module = VampPixelCNN(layers=3, filters=4)
+  features, x = jnp.ones((5, 5, 1)), jnp.zeros((5, 5, 1))
+  params = module.init(jax.random.PRNGKey(0), features, x)
+  jacobian = jax.jacfwd(lambda v: module.apply(params, features, v.reshape(5, 5, 1)).ravel())(
+      x.ravel())
+  np.testing.assert_array_equal(np.triu(jacobian), 0)
+  assert np.abs(np.tril(jacobian, -1)).sum() > 0
+
+
+def test_vampprior_data_pseudo_inputs_are_fixed_training_images(tmp_path):
+  """VampPrior *data*: K distinct training images, untouched by training."""
+  config = tiny_config(prior="vampprior_data")
+  config.model.architecture, config.model.num_components = "gated_dense", 5
+  config.model.min_logstd, config.model.flow_depth = -3.0, 0
+  run = train.setup_run(config)
+  optimizer = train.make_optimizer(config.train, run.total_steps)
+  state = train.create_train_state(run, optimizer)
+  u = np.asarray(state.params["prior"]["pseudo_inputs"])
+  train_inputs = np.asarray(run.train_images, np.float32) / 255
+  assert u.shape == (5, 8, 8, 1) and set(np.unique(u)) <= {0.0, 1.0}
+  # Each pseudo-input is a binarization of a distinct training image: on at most where it is > 0.
+  matches = [np.flatnonzero(np.all((u[k] <= np.ceil(train_inputs)), axis=(1, 2, 3)))
+             for k in range(5)]
+  assert all(len(m) for m in matches)
+  step = train.make_train_step(run, optimizer)
+  order = jnp.arange(run.train_images.shape[0])
+  new_state, metrics = step(state, run.train_images, order)
+  assert np.isfinite(metrics["loss"])
+  np.testing.assert_array_equal(new_state.params["prior"]["pseudo_inputs"], u)
+
+
+def test_normalized_gradients_have_unit_norm_per_array():
+  grads = {"a": jnp.array([3.0, 4.0]), "b": jnp.ones((2, 2)) * 10}
+  updates, _ = train.normalize_gradients().update(grads, None)
+  for leaf in jax.tree_util.tree_leaves(updates):
+    np.testing.assert_allclose(jnp.linalg.norm(leaf), 1.0, rtol=1e-6)
+
+
+def test_vampprior_trains_on_digits(tmp_path):
+  config = tiny_config(prior="vampprior")
+  config.model.architecture, config.model.num_components = "hvae", 10
+  config.model.latent_dim, config.model.min_logstd, config.model.flow_depth = 4, -3.0, 0
+  config.train.num_epochs, config.train.normalize_gradients = 1, True
+  config.eval.active_unit_samples, config.eval.num_images = 10, 4
+  results = train.train_and_evaluate(config, str(tmp_path))
+  assert np.isfinite(results["nll"])
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("model.posterior_flow_depth", 2, "Gaussian posteriors q\\(z\\|u_k\\)"),
+    ("train.strategy", "posthoc", "trains jointly"),
+    ("model.num_components", 0, "num_components=0"),
+])
+def test_vampprior_config_errors(key, value, message):
+  config = vampprior.vampprior_config("static_mnist", "vae", "vampprior")
+  section, name = key.split(".")
+  config[section][name] = value
+  with pytest.raises(ValueError, match=message):
+    configuration.validate(config, 1)
+    create_model(config.model, (28, 28, 1))
+
+
+def test_every_cell_builds_and_uses_the_paper_settings():
+  cells = vampprior.cells()
+  assert len(cells) == len(set(cells))
+  for name, factory in cells.items():
+    config = factory()
+    configuration.validate(config, 1)
+    dataset = name.split("-")[0]
+    assert config.model.num_components == (
+        int(name.split("-K")[1]) if "-K" in name else 1000 if dataset == "omniglot" else 500)
+    assert config.train.batch_size == 100 and config.eval.num_samples == 5000
+  assert cells["omniglot-hvae-vampprior"]().data.num_validation == 1345
+
+
+# --- datasets (Supplement 8.4.1) --------------------------------------------------------------
+
+
+def _data_config(name, data_dir, validation=True):
+  config = configuration.base_config().data
+  config.name, config.data_dir, config.validation = name, str(data_dir), validation
+  return config
+
+
+def test_caltech_orientation_inversion_and_split(tmp_path):
+  """Marlin's column-major rows with the object 0 become upright images with the object 1;
+  without split1 the 8,671 images are split 4,100 / 2,264 / 2,307 by the split seed."""
+  folder = tmp_path / "caltech101_silhouettes"
+  folder.mkdir()
+  upright = np.zeros((8671, 28, 28), np.uint8)
+  upright[:, 2, 5] = 1  # the object: one pixel at row 2, column 5
+  upright[np.arange(8671), 10, np.arange(8671) % 28] = 1  # an image id, to check the split
+  rows = (1 - upright).transpose(0, 2, 1).reshape(8671, 784)  # column-major, object 0
+  scipy.io.savemat(folder / "caltech101_silhouettes_28.mat", {"X": rows})
+  dataset = data.load(_data_config("caltech101_silhouettes", tmp_path))
+  assert (dataset.train.shape[0], dataset.validation.shape[0], dataset.test.shape[0]) == (
+      4100, 2264, 2307)
+  assert np.all(dataset.test[:, 2, 5, 0] == 1) and dataset.encoding == "binary"
+  again = data.load(_data_config("caltech101_silhouettes", tmp_path))
+  np.testing.assert_array_equal(again.test, dataset.test)
+  # Split1 given: used as is.
+  scipy.io.savemat(folder / "caltech101_silhouettes_28_split1.mat",
+                   {"train_data": rows[:5], "val_data": rows[5:7], "test_data": rows[7:10]})
+  given = data.load(_data_config("caltech101_silhouettes", tmp_path))
+  np.testing.assert_array_equal(given.test[..., 0], upright[7:10])
+
+
+def test_frey_faces_shape_split_and_likelihood(tmp_path):
+  folder = tmp_path / "freyfaces"
+  folder.mkdir()
+  faces = np.random.default_rng(0).integers(0, 256, (1965, 560), dtype=np.uint8)
+  np.save(folder / "freyfaces_uint8_1965x560.npy", faces)
+  dataset = data.load(_data_config("freyfaces", tmp_path))
+  assert dataset.train.shape == (1565, 28, 20, 1) and dataset.test.shape == (200, 28, 20, 1)
+  assert not dataset.binary
+  everything = np.concatenate([dataset.train, dataset.validation, dataset.test])
+  assert sorted(map(bytes, everything.reshape(1965, -1))) == sorted(map(bytes, faces))
+
+
+def test_histopathology_pickle_and_missing_file(tmp_path):
+  with pytest.raises(FileNotFoundError, match="histopathology.pkl.*vae_vampprior"):
+    data.load(_data_config("histopathology", tmp_path))
+  folder = tmp_path / "histopathology"
+  folder.mkdir()
+  patches = {k: np.random.default_rng(n).random((n, 28, 28)).astype(np.float32)
+             for k, n in (("training", 6), ("validation", 2), ("test", 3))}
+  with open(folder / "histopathology.pkl", "wb") as f:
+    pickle.dump(patches, f)
+  dataset = data.load(_data_config("histopathology", tmp_path))
+  assert dataset.test.shape == (3, 28, 28, 1)
+  np.testing.assert_array_equal(dataset.test[..., 0], np.round(patches["test"] * 255))
+
+
+def test_real_caltech_and_frey():
+  caltech = data.load(real_data_config("caltech101_silhouettes", validation=True))
+  assert caltech.train.shape == (4100, 28, 28, 1)
+  # Silhouettes are filled objects on a background 0 after the flip: corners are background.
+  assert caltech.train[:, 0, 0].mean() < 0.2
+  frey = data.load(real_data_config("freyfaces", validation=True))
+  assert frey.image_shape == (28, 20, 1)
