@@ -8,6 +8,8 @@ from vae_jax import configuration, flows, xu2020
 from vae_jax.distributions import DiagonalGaussian
 from vae_jax.models import HierarchicalVAE, VAE, create_model
 from vae_jax.models import factory
+from vae_jax.nets.dense import MLP
+from vae_jax.nets.gated import GatedMLP
 
 from conftest import tiny_config
 from test_flows import _check_bijector, _perturb
@@ -81,14 +83,18 @@ def test_actnorm_of_conv_flow_standardises_each_channel_at_init():
   np.testing.assert_allclose(y.std((0, 1, 2)), 1.0, atol=1e-3)
 
 
-def test_hvae_log_weights_are_the_sum_of_its_factors():
-  """log q = log q(z2|x) + log q(z1|x, z2) and log p = log p(z2) + log p(z1|z2) (B.13), checked
-  against the Gaussians built directly from the submodules."""
+@pytest.mark.parametrize("t_x_reads_features", [True, False])  # B.13; the VampPrior paper
+def test_hvae_log_weights_are_the_sum_of_its_factors(t_x_reads_features):
+  """log q = log q(z2|x) + log q(z1|x, z2) and log p = log p(z2) + log p(z1|z2) (Eq. 10-15,
+  B.13), checked against the Gaussians built directly from the submodules."""
   config = tiny_config(prior="realnvp").model
-  model = HierarchicalVAE(encoder=create_model(config, (8, 8, 1)).encoder,
-                          decoder=create_model(config, (8, 8, 1)).decoder,
-                          head=create_model(config, (8, 8, 1)).head,
-                          prior=factory.create_prior(config), latent_dim=config.latent_dim)
+  vae = create_model(config, (8, 8, 1))
+  model = HierarchicalVAE(encoder=vae.encoder, decoder=vae.decoder, head=vae.head,
+                          prior=factory.create_prior(config),
+                          t_x=MLP((6,)) if t_x_reads_features else GatedMLP((6,), flatten_dims=3),
+                          u_z2=MLP((6,)),
+                          g=MLP((5,)), t_z2=MLP((6,)), latent_dim=config.latent_dim,
+                          t_x_reads_features=t_x_reads_features)
   x = jax.random.bernoulli(jax.random.PRNGKey(11), 0.4, (3, 8, 8, 1)).astype(jnp.float32)
   params = _init(model, x)
   parts = model.apply({"params": params}, x, jax.random.PRNGKey(12), 4, method="log_weights")
@@ -98,7 +104,7 @@ def test_hvae_log_weights_are_the_sum_of_its_factors():
   def factors(module):
     h = module.encoder(x)
     q2 = module.q_z2(h)
-    q1 = module._q_z1(module.t_x(h), z2)
+    q1 = module._q_z1(module.t_x(h if t_x_reads_features else x), z2)
     p1 = module.p_z1(module.t_z2(z2))
     return q2.log_prob(z2) + q1.log_prob(z1), module.prior.log_prob(z2) + p1.log_prob(z1)
 
