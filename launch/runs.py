@@ -7,7 +7,7 @@ import re
 import shutil
 
 ARCHIVED_FILES = re.compile(r"config\.json|eval_test.*\.json|train_summary\.json|command\.txt|"
-                            r"(samples|reconstructions|decompressions)\.png")
+                            r"(samples|reconstructions|decompressions|pseudo_inputs)\.png")
 
 
 def workdir_name(cell: str, epochs=None) -> str:

@@ -215,6 +215,7 @@ def test_vampprior_trains_on_digits(tmp_path):
   config.eval.active_unit_samples, config.eval.num_images = 10, 4
   results = train.train_and_evaluate(config, str(tmp_path))
   assert np.isfinite(results["nll"])
+  assert (tmp_path / "pseudo_inputs.png").exists()
 
 
 @pytest.mark.parametrize("key, value, message", [

@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vae_jax import bounds, checkpoints, configuration, data, evaluate, image_grid, parallel
+from vae_jax import (bounds, checkpoints, configuration, data, evaluate, image_grid, parallel,
+                     priors)
 from vae_jax.data import batching
 from vae_jax.metric_writer import MetricWriter, write_json_atomically, write_text_atomically
 from vae_jax.models import create_model
@@ -503,6 +504,10 @@ def evaluate_test(run: Run, params, workdir: str, num_samples: int,
       decompressions = apply({"params": params}, originals, jax.random.fold_in(eval_key, 4),
                              method="decompress")
       image_grid.save_grid(os.path.join(workdir, "decompressions.png"), pairs(decompressions))
+    if isinstance(run.model.prior, priors.VampPrior):  # the learned pseudo-inputs (Fig. 4)
+      pseudo_inputs = run.model.apply({"params": params},
+                                      method=lambda module: module.prior.pseudo_inputs())
+      image_grid.save_grid(os.path.join(workdir, "pseudo_inputs.png"), pseudo_inputs[:n])
   return results
 
 
