@@ -12,6 +12,8 @@ import scipy.io
 from vae_jax import configuration, data, train, vampprior
 from vae_jax.distributions import DiagonalGaussian, mixture
 from vae_jax.models import create_model
+from vae_jax.distributions.discretized_logistic import DiscretizedLogistic
+from vae_jax.nets import pixelcnn
 from vae_jax.nets.pixelcnn import VampPixelCNN
 from vae_jax import priors
 
@@ -154,17 +156,43 @@ def test_hvae_vampprior_on_z2_uses_q_z2_of_pseudo_inputs():
   assert parts.log_prior.shape == (2, 3) and np.isfinite(parts.log_prior).all()
 
 
-@pytest.mark.parametrize("architecture", ["conv_hvae", "pixel_hvae"])
-def test_convolutional_hvaes_give_finite_log_weights(architecture):
-  config = vampprior.vampprior_config("freyfaces" if architecture == "conv_hvae" else
-                                      "static_mnist", architecture, "vampprior", 2).model
-  shape = (28, 20, 1) if architecture == "conv_hvae" else (28, 28, 1)
+@pytest.mark.parametrize("architecture, dataset", [
+    ("conv_hvae", "freyfaces"), ("pixel_hvae", "static_mnist"), ("pixel_hvae", "freyfaces")])
+def test_convolutional_hvaes_give_finite_log_weights(architecture, dataset):
+  config = vampprior.vampprior_config(dataset, architecture, "vampprior", 2).model
+  shape = (28, 20, 1) if dataset == "freyfaces" else (28, 28, 1)
   model = create_model(config, shape)
   x = jnp.round(jax.random.uniform(jax.random.PRNGKey(0), (2,) + shape) * 255) / 255
+  if dataset == "static_mnist":
+    x = jnp.round(x)
   params = model.init({"params": jax.random.PRNGKey(1)}, x, jax.random.PRNGKey(2))["params"]
   parts = model.apply({"params": params}, x, jax.random.PRNGKey(3), 2, method="log_weights")
   assert parts.log_likelihood.shape == (2, 2)
   assert all(np.isfinite(p).all() for p in parts[:3])
+
+
+def test_discretized_logistic_pixel_draws_follow_the_pmf():
+  """The PixelHVAE's 8-bit sampler: frequencies of each grid value match exp(log_prob)."""
+  loc, log_scale = 0.5, math.log(0.01)
+  uniform = jax.random.uniform(jax.random.PRNGKey(0), (200_000, 1), minval=1e-6, maxval=1 - 1e-6)
+  draws = pixelcnn.discretized_logistic_pixel(jnp.array([[loc, log_scale]]), uniform)
+  values, counts = np.unique(np.round(np.asarray(draws) * 255).astype(int), return_counts=True)
+  grid = jnp.asarray(values, jnp.float32)[:, None, None, None] / 255
+  pmf = np.exp(DiscretizedLogistic(jnp.full((1, 1, 1), loc),
+                                   jnp.full((1, 1, 1), log_scale)).log_prob(grid))
+  frequent = counts > 1000
+  np.testing.assert_allclose(counts[frequent] / 200_000, pmf[frequent], rtol=0.05)
+
+
+def test_pixel_hvae_logistic_samples_come_from_their_outputs():
+  """Sequential 8-bit samples lie on the grid, and the outputs each pixel was drawn from are
+  the network's outputs on the final image (pixel i sees only pixels before it)."""
+  module = VampPixelCNN(layers=2, filters=4, outputs=2)
+  features = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 3, 1))
+  params = module.init(jax.random.PRNGKey(1), features, jnp.zeros((2, 4, 3, 1)))
+  x, outputs = module.apply(params, features, jax.random.PRNGKey(2), method="sample")
+  np.testing.assert_allclose(outputs, module.apply(params, features, x), atol=1e-5)
+  np.testing.assert_allclose(x * 255, np.round(x * 255), atol=1e-4)
 
 
 def test_pixel_hvae_pixelcnn_is_causal():

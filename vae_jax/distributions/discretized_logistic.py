@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 
 _MAX_PIXEL = 255
+# B.5: log s of the discretized logistic is clipped below at -11, like the posterior's log-std.
+MIN_LOG_SCALE = -11.0
 _HALF_BIN = 0.5 / _MAX_PIXEL
 
 

@@ -87,12 +87,17 @@ def _networks(architecture: str, image_shape):
 def _head(model_config, image_shape):
   _choice(model_config.likelihood, LIKELIHOODS, "likelihood")
   channels = image_shape[-1]
-  if model_config.likelihood == "discretized_logistic":
+  logistic = model_config.likelihood == "discretized_logistic"
+  if model_config.architecture == "pixel_hvae":
+    if channels != 1:
+      raise ValueError(f"pixel_hvae's PixelCNN is for one-channel images; the data have {channels}.")
+    return heads.MaskedPixelCNNHead(vampprior=True, discretized_logistic=logistic)
+  if logistic:
     return heads.DiscretizedLogisticHead(channels)
   if model_config.architecture == "pixel":
     return heads.PixelCNNHead()
-  if model_config.architecture in ("vlae", "pixel_hvae"):
-    return heads.MaskedPixelCNNHead(vampprior=model_config.architecture == "pixel_hvae")
+  if model_config.architecture == "vlae":
+    return heads.MaskedPixelCNNHead()
   return heads.BernoulliHead(channels, project=model_config.architecture not in (
                                  "dense", "gated_dense", "hvae"),
                              weight_norm=model_config.architecture == "iaf_resnet")
@@ -193,9 +198,6 @@ def _vampprior_hvae(model_config, image_shape):
   if model_config.posterior_flow_depth:
     raise ValueError(f"The {architecture} of Tomczak & Welling (2018) has Gaussian posteriors: set "
                      "config.model.posterior_flow_depth=0.")
-  if architecture == "pixel_hvae" and model_config.likelihood != "bernoulli":
-    raise ValueError("pixel_hvae is built for binary images (a Bernoulli PixelCNN); for 8-bit "
-                     "data use hvae or conv_hvae with the discretized logistic likelihood.")
   latent = model_config.latent_dim
   width = gated.MLP_WIDTH
   if architecture == "hvae":

@@ -9,12 +9,9 @@ import jax
 import jax.numpy as jnp
 
 from vae_jax.distributions import bernoulli_image
-from vae_jax.distributions.discretized_logistic import DiscretizedLogistic
+from vae_jax.distributions.discretized_logistic import MIN_LOG_SCALE, DiscretizedLogistic
 from vae_jax.nets.pixelcnn import MaskedPixelCNN, PixelCNN, VampPixelCNN
 from vae_jax.nets.weight_norm import WNConv
-
-# B.5: log s of the discretized logistic is clipped below at -11, like the posterior's log-std.
-MIN_LOG_SCALE = -11.0
 
 
 def _linear_1x1(channels: int, name: str):
@@ -77,20 +74,29 @@ def _sequential_samples(pixelcnn, features, key):
 
 
 class MaskedPixelCNNHead(nn.Module):
-  """A masked PixelCNN over Concat[x, decoder features] -> Bernoulli logits; log p(x|z) is exact,
-  in one pass. VLAE's (Chen et al. 2017, Appendix A: features -> 28x28x4 maps, 6 masked layers),
-  or with `vampprior` the PixelHVAE's (Tomczak & Welling 2018: 8 masked layers of 64)."""
+  """A masked PixelCNN over Concat[x, decoder features] -> p(x|z); log p(x|z) is exact, in one
+  pass. VLAE's (Chen et al. 2017, Appendix A: features -> 28x28x4 maps, 6 masked layers,
+  Bernoulli), or with `vampprior` the PixelHVAE's (Tomczak & Welling 2018: 8 masked layers of 64),
+  Bernoulli or, with `discretized_logistic`, over 8-bit gray images."""
   vampprior: bool = False
+  discretized_logistic: bool = False
 
   def setup(self):
-    self.pixelcnn = VampPixelCNN() if self.vampprior else MaskedPixelCNN()
+    if self.discretized_logistic and not self.vampprior:
+      raise ValueError("VLAE's masked PixelCNN is Bernoulli only.")
+    self.pixelcnn = (VampPixelCNN(outputs=2 if self.discretized_logistic else 1)
+                     if self.vampprior else MaskedPixelCNN())
 
   def __call__(self, features, x=None, deterministic: bool = True):
     del deterministic
-    return bernoulli_image(self.pixelcnn(features, x))
+    out = self.pixelcnn(features, x)
+    if self.discretized_logistic:
+      loc, log_scale = jnp.split(out, 2, axis=-1)
+      return DiscretizedLogistic(loc, jnp.maximum(log_scale, MIN_LOG_SCALE))
+    return bernoulli_image(out)
 
   def images(self, features, key):
-    """Binary samples drawn pixel by pixel (H x W network passes)."""
+    """Samples drawn pixel by pixel (H x W network passes)."""
     return _sequential_samples(self.pixelcnn, features, key)
 
   def sample(self, features, key):

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax.distributions.discretized_logistic import MIN_LOG_SCALE
 from vae_jax.nets.weight_norm import WNConv
 
 from vae_jax.nets.dense import leaky_relu
@@ -102,23 +103,41 @@ class PixelCNN(nn.Module):
                          self.out_channels, key)
 
 
-def raster_sample(module, logits_fn, image_shape, channels: int, key):
-  """x [*image_shape, channels] with x_i ~ Bernoulli(sigmoid(logits_fn(module, x)_i)), drawn in
-  raster order: one network pass per pixel. Returns x and the logits each pixel was drawn from
-  (equal to logits_fn on the returned x, since logit i depends only on pixels before i)."""
+def bernoulli_pixel(logits, uniform):
+  """x ~ Bernoulli(sigmoid(logits)) from uniform noise."""
+  return (uniform < jax.nn.sigmoid(logits)).astype(uniform.dtype)
+
+
+def discretized_logistic_pixel(params, uniform):
+  """x ~ DiscretizedLogistic(loc, max(log_scale, -11)) on the 8-bit grid, from uniform noise;
+  params [..., 2C] = Concat[loc, log_scale] as `DiscretizedLogistic` gets them from a PixelCNN."""
+  loc, log_scale = jnp.split(params, 2, axis=-1)
+  noise = jnp.log(uniform) - jnp.log1p(-uniform)  # Logistic(0, 1)
+  x = loc + jnp.exp(jnp.maximum(log_scale, MIN_LOG_SCALE)) * noise
+  return jnp.clip(jnp.round(x * 255) / 255, 0.0, 1.0)
+
+
+def raster_sample(module, logits_fn, image_shape, channels: int, key, draw=bernoulli_pixel,
+                  num_params=None):
+  """x [*image_shape, channels] with x_i ~ p(x_i | params_i) for params = logits_fn(module, x),
+  drawn in raster order by `draw(params_i, uniform_i)`: one network pass per pixel. Returns x and
+  the parameters each pixel was drawn from ([..., num_params], default `channels` Bernoulli
+  logits), equal to logits_fn on the returned x, since parameter i depends only on pixels
+  before i."""
   height, width = image_shape[-2:]
   shape = tuple(image_shape) + (channels,)
-  uniform = jax.random.uniform(key, shape)
+  # Strictly inside (0, 1), so that a logistic draw stays finite.
+  uniform = jax.random.uniform(key, shape, minval=1e-6, maxval=1.0 - 1e-6)
 
   def body(module, carry):
     step, x, logits = carry
     row, col = step // width, step % width
     step_logits = logits_fn(module, x)[..., row, col, :]
-    pixel = (uniform[..., row, col, :] < jax.nn.sigmoid(step_logits)).astype(x.dtype)
+    pixel = draw(step_logits, uniform[..., row, col, :])
     return (step + 1, x.at[..., row, col, :].set(pixel),
             logits.at[..., row, col, :].set(step_logits))
 
-  init = (0, jnp.zeros(shape), jnp.zeros(shape))
+  init = (0, jnp.zeros(shape), jnp.zeros(tuple(image_shape) + (num_params or channels,)))
   _, x, logits = nn.while_loop(lambda _, carry: carry[0] < height * width, body, module, init)
   return x, logits
 
@@ -178,17 +197,19 @@ class MaskedPixelCNN(nn.Module):
 class VampPixelCNN(nn.Module):
   """The PixelHVAE decoder of Tomczak & Welling (2018), Section 5.3, as the authors' public
   code (models/PixelHVAE_2level.py): Concat[x, map of (z1, z2)] -> a type-A then type-B masked
-  3x3 convolutions of 64 filters, ReLU -> 1x1 -> logits.
+  3x3 convolutions of 64 filters, ReLU -> 1x1 -> `outputs` maps: Bernoulli logits (1), or the
+  discretized logistic's location and log-scale (2) for 8-bit images.
 
   Where we differ from that code: no batch normalisation (our networks are stateless functions of
   their parameters), and the map of (z1, z2), which carries no information about x, is not masked.
   """
   layers: int = 8
   filters: int = 64
+  outputs: int = 1
 
   @nn.compact
   def __call__(self, features, x):
-    """features [..., H, W, F] (from z) and x [..., H, W, 1] -> logits [..., H, W, 1]."""
+    """features [..., H, W, F] (from z) and x [..., H, W, 1] -> [..., H, W, outputs]."""
     batch = jnp.broadcast_shapes(features.shape[:-3], x.shape[:-3])
     flat = lambda a: jnp.broadcast_to(a, batch + a.shape[-3:]).reshape((-1,) + a.shape[-3:])
     h = jnp.concatenate([flat(x), flat(features)], -1)
@@ -197,9 +218,11 @@ class VampPixelCNN(nn.Module):
                            masked_inputs=1 if i == 0 else self.filters)
       h = jax.nn.relu(nn.Conv(self.filters, (3, 3), padding="SAME", mask=jnp.asarray(mask),
                               name=f"hidden_{i}")(h))
-    logits = nn.Conv(1, (1, 1), name="logits")(h)
+    logits = nn.Conv(self.outputs, (1, 1), name="logits")(h)
     return logits.reshape(batch + logits.shape[1:])
 
   def sample(self, features, key):
-    """Binary images drawn pixel by pixel, and their logits (see `raster_sample`)."""
-    return raster_sample(self, lambda module, x: module(features, x), features.shape[:-1], 1, key)
+    """Images drawn pixel by pixel, and the outputs they were drawn from (see `raster_sample`)."""
+    draw = bernoulli_pixel if self.outputs == 1 else discretized_logistic_pixel
+    return raster_sample(self, lambda module, x: module(features, x), features.shape[:-1], 1, key,
+                         draw, self.outputs)
