@@ -24,7 +24,8 @@ if ROOT not in sys.path:
 
 from vae_jax import iaf_vlae  # pylint: disable=wrong-import-position
 # pylint: disable-next=wrong-import-position
-from launch.runs import archive, best_eval, cell_of, fmt, read_runs, render_runs, workdir_name
+from launch.runs import (archive, best_eval, cell_of, fmt, read_runs, render_runs,
+                         workdir_name, write_command)
 
 _FULL_TEST_SET = 10_000  # MNIST and CIFAR-10 test sets
 PAPERS = {"iaf": iaf_vlae.iaf_cells, "vlae": iaf_vlae.vlae_cells}
@@ -160,6 +161,7 @@ def main(argv=None) -> int:
       cmd = command(args.paper, cell, args.runs_dir, args.epochs)
       print(shlex.join(cmd))
       if args.action == "run" and not args.dry_run:
+        write_command(cmd)
         if subprocess.run(cmd, cwd=ROOT, check=False).returncode:
           return 1
   elif args.action == "archive":

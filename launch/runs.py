@@ -4,6 +4,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 
 ARCHIVED_FILES = re.compile(r"config\.json|eval_test.*\.json|train_summary\.json|command\.txt|"
@@ -90,3 +91,13 @@ def archive(runs_dir: str, to: str) -> None:
     for file in os.listdir(source):
       if ARCHIVED_FILES.fullmatch(file):
         shutil.copy2(os.path.join(source, file), os.path.join(to, name, file))
+
+
+def write_command(cmd: list[str]) -> None:
+  """Records a run's command line as command.txt in its workdir (the --workdir= argument)."""
+  workdir = next(a.split("=", 1)[1] for a in cmd if a.startswith("--workdir="))
+  os.makedirs(workdir, exist_ok=True)
+  data_dir = os.environ.get("VAE_JAX_DATA_DIR")
+  prefix = f"VAE_JAX_DATA_DIR={shlex.quote(data_dir)} " if data_dir else ""
+  with open(os.path.join(workdir, "command.txt"), "w", encoding="utf-8") as f:
+    f.write(prefix + shlex.join(["python"] + cmd[1:]) + "\n")

@@ -29,7 +29,8 @@ if ROOT not in sys.path:
 
 from vae_jax import vampprior  # pylint: disable=wrong-import-position
 # pylint: disable-next=wrong-import-position
-from launch.runs import archive, best_eval, cell_of, fmt, read_runs, render_runs, workdir_name
+from launch.runs import (archive, best_eval, cell_of, fmt, read_runs, render_runs,
+                         workdir_name, write_command)
 
 _PAPER_WARMUP_EPOCHS = 100
 THROUGHPUT_FILE = "throughput.json"
@@ -210,6 +211,7 @@ def main(argv=None) -> int:
       cmd = command(cell, args.runs_dir, args.epochs, args.warmup_epochs)
       print(shlex.join(cmd))
       if args.action == "run" and not args.dry_run:
+        write_command(cmd)
         if subprocess.run(cmd, cwd=ROOT, check=False).returncode:
           return 1
   elif args.action == "throughput":
