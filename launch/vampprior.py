@@ -65,7 +65,11 @@ def _ours(runs: dict, cell: str, metric: str):
     if found == cell:
       results = best_eval(run, vampprior.IS_SAMPLES)
       value = results["bits_per_dim"] if metric == "bits/dim" else results["nll"]
-      return value, results, f"{epochs or 'full'} ep, {results['num_samples']} IS"
+      budget = f"{epochs or 'full'} ep"
+      trained = run["summary"].get("epochs")
+      if trained is not None and epochs is not None and trained < int(epochs):
+        budget += f" (early-stopped at epoch {trained:.0f})"
+      return value, results, f"{budget}, {results['num_samples']} IS"
   return None, None, ""
 
 
