@@ -133,14 +133,16 @@ def test_masked_pixelcnn_logits_see_only_earlier_pixels_and_sampling_agrees():
   x = (jax.random.uniform(jax.random.PRNGKey(0), (4, 5, 5, 1)) > 0.5).astype(jnp.float32)
   features = jax.random.normal(jax.random.PRNGKey(1), (4, 5, 5, 3))
   params = _perturb(module.init(jax.random.PRNGKey(2), features, x), jax.random.PRNGKey(3))
-  jacobian = jax.jacfwd(lambda v: module.apply(params, features[:1], v[None])[0, ..., 0])(x[0])
+  jacobian = jax.jit(jax.jacfwd(lambda v: module.apply(params, features[:1], v[None])[0, ..., 0]))(
+      x[0])
   jacobian = np.abs(np.asarray(jacobian[..., 0])).reshape(25, 25)
   assert np.all(np.triu(jacobian) == 0)  # no pixel sees itself or later ones
   assert jacobian[6, 0] > 0 and jacobian[12, 6] > 0
-  feature_jacobian = jax.jacfwd(lambda f: module.apply(params, f[None], x[:1])[0, 0, 0, 0])(
-      features[0])
+  feature_jacobian = jax.jit(jax.jacfwd(
+      lambda f: module.apply(params, f[None], x[:1])[0, 0, 0, 0]))(features[0])
   assert np.abs(np.asarray(feature_jacobian))[0, 0].sum() > 0  # pixel 0 sees its own features
-  samples, logits = module.apply(params, features, jax.random.PRNGKey(4), method="sample")
+  samples, logits = jax.jit(lambda f, key: module.apply(params, f, key, method="sample"))(
+      features, jax.random.PRNGKey(4))
   np.testing.assert_allclose(logits, module.apply(params, features, samples), atol=1e-5)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from vae_jax import configuration, data, train, vampprior
+from vae_jax import checkpoints, configuration, data, train, vampprior
 from vae_jax.distributions import DiagonalGaussian, mixture
 from vae_jax.models import create_model
 from vae_jax.distributions.discretized_logistic import DiscretizedLogistic
@@ -96,12 +96,21 @@ def test_mog_prior_sampling_moments_and_weights():
       _brute_force_mixture(z, inner["loc"], inner["log_scale"], log_weights), rtol=1e-5)
 
 
+def _jitted(model, method):
+  """params, *args -> model.apply({"params": params}, *args, method=method), compiled once
+  (op-by-op dispatch of these models takes seconds)."""
+  return jax.jit(lambda params, *args: model.apply({"params": params}, *args, method=method))
+
+
 def _vamp_vae(num_components, prior="vampprior", learn_weights=False, architecture="gated_dense"):
+  """A small VampPrior model on 6x6 images, its parameters and a batch."""
   config = vampprior.vampprior_config("static_mnist", "vae", prior, num_components).model
   config.architecture, config.learn_prior_weights = architecture, learn_weights
+  config.latent_dim = 8
   model = create_model(config, (6, 6, 1))
   x = jax.random.bernoulli(jax.random.PRNGKey(0), 0.4, (3, 6, 6, 1)).astype(jnp.float32)
-  params = model.init({"params": jax.random.PRNGKey(1)}, x, jax.random.PRNGKey(2))["params"]
+  params = jax.jit(model.init)({"params": jax.random.PRNGKey(1)}, x,
+                               jax.random.PRNGKey(2))["params"]
   return model, params, x
 
 
@@ -109,10 +118,9 @@ def test_vampprior_with_one_pseudo_input_is_that_posterior():
   """K = 1: p(z) = q(z|u_1), a Gaussian with the encoder's parameters at the pseudo-input."""
   model, params, _ = _vamp_vae(1)
   params["prior"]["pseudo_inputs"] = jax.random.uniform(jax.random.PRNGKey(3), (1, 6, 6, 1))
-  z = jax.random.normal(jax.random.PRNGKey(4), (5, 2, 40))
-  got = model.apply({"params": params}, z, method="prior_log_prob")
-  posterior = model.apply({"params": params}, params["prior"]["pseudo_inputs"],
-                          method="gaussian_posterior")
+  z = jax.random.normal(jax.random.PRNGKey(4), (5, 2, 8))
+  got = _jitted(model, "prior_log_prob")(params, z)
+  posterior = _jitted(model, "gaussian_posterior")(params, params["prior"]["pseudo_inputs"])
   expected = DiagonalGaussian(posterior.loc[0], posterior.log_scale[0]).log_prob(z)
   np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-4)
 
@@ -123,11 +131,11 @@ def test_vampprior_density_is_the_mixture_of_encoded_pseudo_inputs():
   model, params, _ = _vamp_vae(4, learn_weights=True)
   u = jnp.linspace(-0.5, 1.5, 4 * 36).reshape(4, 6, 6, 1)  # partly outside [0, 1]
   params["prior"] = dict(pseudo_inputs=u, weight_logits=jnp.array([0.3, -1.0, 2.0, 0.0]))
-  posterior = model.apply({"params": params}, jnp.clip(u, 0, 1), method="gaussian_posterior")
-  z = jax.random.normal(jax.random.PRNGKey(5), (7, 40))
+  posterior = _jitted(model, "gaussian_posterior")(params, jnp.clip(u, 0, 1))
+  z = jax.random.normal(jax.random.PRNGKey(5), (7, 8))
   expected = _brute_force_mixture(z, posterior.loc, posterior.log_scale,
                                   jax.nn.log_softmax(params["prior"]["weight_logits"]))
-  got = model.apply({"params": params}, z, method="prior_log_prob")
+  got = _jitted(model, "prior_log_prob")(params, z)
   np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
@@ -135,10 +143,9 @@ def test_vampprior_sampling_moments():
   """Pick a pseudo-input, encode it, sample: the mixture's mean and covariance."""
   model, params, _ = _vamp_vae(3)
   params["prior"]["pseudo_inputs"] = jax.random.uniform(jax.random.PRNGKey(6), (3, 6, 6, 1))
-  posterior = model.apply({"params": params}, params["prior"]["pseudo_inputs"],
-                          method="gaussian_posterior")
-  samples = model.apply({"params": params}, jax.random.PRNGKey(7), 50_000,
-                        method="prior_sample")
+  posterior = _jitted(model, "gaussian_posterior")(params, params["prior"]["pseudo_inputs"])
+  samples = jax.jit(lambda p, key: model.apply({"params": p}, key, 50_000,
+                                               method="prior_sample"))(params, jax.random.PRNGKey(7))
   dims = slice(0, 4)  # the first few latent units keep the check cheap
   _check_sample_moments(samples[:, dims], posterior.loc[:, dims], posterior.log_scale[:, dims],
                         jnp.full(3, -math.log(3)))
@@ -147,18 +154,19 @@ def test_vampprior_sampling_moments():
 def test_hvae_vampprior_on_z2_uses_q_z2_of_pseudo_inputs():
   """Eq. (12): p(z2) = (1/K) sum_k q(z2|u_k) in the two-level model."""
   model, params, x = _vamp_vae(3, architecture="hvae")
-  z2 = jax.random.normal(jax.random.PRNGKey(8), (4, 40))
-  q = model.apply({"params": params}, jnp.clip(params["prior"]["pseudo_inputs"], 0, 1),
-                  method="q_z2_posterior")
+  z2 = jax.random.normal(jax.random.PRNGKey(8), (4, 8))
+  q = _jitted(model, "q_z2_posterior")(params, jnp.clip(params["prior"]["pseudo_inputs"], 0, 1))
   expected = _brute_force_mixture(z2, q.loc, q.log_scale, np.full(3, -math.log(3)))
-  np.testing.assert_allclose(model.apply({"params": params}, z2, method="prior_log_prob"),
-                             expected, rtol=1e-5)
-  parts = model.apply({"params": params}, x, jax.random.PRNGKey(9), 2, method="log_weights")
+  np.testing.assert_allclose(_jitted(model, "prior_log_prob")(params, z2), expected, rtol=1e-5)
+  parts = jax.jit(lambda p, x, key: model.apply({"params": p}, x, key, 2, method="log_weights"))(
+      params, x, jax.random.PRNGKey(9))
   assert parts.log_prior.shape == (2, 3) and np.isfinite(parts.log_prior).all()
 
 
 @pytest.mark.parametrize("architecture, dataset", [
-    ("conv_hvae", "freyfaces"), ("pixel_hvae", "static_mnist"), ("pixel_hvae", "freyfaces")])
+    pytest.param("conv_hvae", "freyfaces", marks=pytest.mark.slow),
+    pytest.param("pixel_hvae", "static_mnist", marks=pytest.mark.slow),
+    pytest.param("pixel_hvae", "freyfaces", marks=pytest.mark.slow)])
 def test_convolutional_hvaes_give_finite_log_weights(architecture, dataset):
   config = vampprior.vampprior_config(dataset, architecture, "vampprior", 2).model
   shape = (28, 20, 1) if dataset == "freyfaces" else (28, 28, 1)
@@ -166,8 +174,10 @@ def test_convolutional_hvaes_give_finite_log_weights(architecture, dataset):
   x = jnp.round(jax.random.uniform(jax.random.PRNGKey(0), (2,) + shape) * 255) / 255
   if dataset == "static_mnist":
     x = jnp.round(x)
-  params = model.init({"params": jax.random.PRNGKey(1)}, x, jax.random.PRNGKey(2))["params"]
-  parts = model.apply({"params": params}, x, jax.random.PRNGKey(3), 2, method="log_weights")
+  params = jax.jit(model.init)({"params": jax.random.PRNGKey(1)}, x,
+                               jax.random.PRNGKey(2))["params"]
+  log_weights = jax.jit(lambda p, x, key: model.apply(p, x, key, 2, method="log_weights"))
+  parts = log_weights({"params": params}, x, jax.random.PRNGKey(3))
   assert parts.log_likelihood.shape == (2, 2)
   assert all(np.isfinite(p).all() for p in parts[:3])
 
@@ -207,28 +217,6 @@ def test_pixel_hvae_pixelcnn_is_causal():
   assert np.abs(np.tril(jacobian, -1)).sum() > 0
 
 
-def test_vampprior_data_pseudo_inputs_are_fixed_training_images(tmp_path):
-  """VampPrior *data*: K distinct training images, untouched by training."""
-  config = tiny_config(prior="vampprior_data")
-  config.model.architecture, config.model.num_components = "gated_dense", 5
-  config.model.min_logstd, config.model.flow_depth = -3.0, 0
-  run = train.setup_run(config)
-  optimizer = train.make_optimizer(config.train, run.total_steps)
-  state = train.create_train_state(run, optimizer)
-  u = np.asarray(state.params["prior"]["pseudo_inputs"])
-  train_inputs = np.asarray(run.train_images, np.float32) / 255
-  assert u.shape == (5, 8, 8, 1) and set(np.unique(u)) <= {0.0, 1.0}
-  # Each pseudo-input is a binarization of a distinct training image: on at most where it is > 0.
-  matches = [np.flatnonzero(np.all((u[k] <= np.ceil(train_inputs)), axis=(1, 2, 3)))
-             for k in range(5)]
-  assert all(len(m) for m in matches)
-  step = train.make_train_step(run, optimizer)
-  order = jnp.arange(run.train_images.shape[0])
-  new_state, metrics = step(state, run.train_images, order)
-  assert np.isfinite(metrics["loss"])
-  np.testing.assert_array_equal(new_state.params["prior"]["pseudo_inputs"], u)
-
-
 def test_normalized_gradients_have_unit_norm_per_array():
   grads = {"a": jnp.array([3.0, 4.0]), "b": jnp.ones((2, 2)) * 10}
   updates, _ = train.normalize_gradients().update(grads, None)
@@ -236,15 +224,26 @@ def test_normalized_gradients_have_unit_norm_per_array():
     np.testing.assert_allclose(jnp.linalg.norm(leaf), 1.0, rtol=1e-6)
 
 
-def test_vampprior_trains_on_digits(tmp_path):
-  config = tiny_config(prior="vampprior")
-  config.model.architecture, config.model.num_components = "hvae", 10
-  config.model.latent_dim, config.model.min_logstd, config.model.flow_depth = 4, -3.0, 0
+def test_vampprior_data_run_keeps_its_training_image_pseudo_inputs(tmp_path):
+  """A whole run (normalized-gradient Adam, validation, evaluation) with VampPrior *data*: the
+  pseudo-inputs are K distinct binarized training images, and training never changes them."""
+  config = tiny_config(prior="vampprior_data")
+  config.model.architecture, config.model.num_components = "gated_dense", 5
+  config.model.min_logstd, config.model.flow_depth = -3.0, 0
   config.train.num_epochs, config.train.normalize_gradients = 1, True
   config.eval.active_unit_samples, config.eval.num_images = 10, 4
   results = train.train_and_evaluate(config, str(tmp_path))
   assert np.isfinite(results["nll"])
   assert (tmp_path / "pseudo_inputs.png").exists()
+  run = train.setup_run(config)
+  initial = train.create_train_state(run, train.make_optimizer(config.train, run.total_steps))
+  u = np.asarray(initial.params["prior"]["pseudo_inputs"])
+  np.testing.assert_array_equal(checkpoints.restore_params(str(tmp_path))["prior"]["pseudo_inputs"],
+                                u)
+  assert u.shape == (5, 8, 8, 1) and set(np.unique(u)) <= {0.0, 1.0}
+  # Each is a binarization of a training image: on only where that image has ink.
+  ink = np.asarray(run.train_images) > 0
+  assert all(np.any(np.all(u[k] <= ink, axis=(1, 2, 3))) for k in range(5))
 
 
 @pytest.mark.parametrize("key, value, message", [
