@@ -25,7 +25,8 @@ if ROOT not in sys.path:
 from vae_jax import iaf_vlae  # pylint: disable=wrong-import-position
 # pylint: disable-next=wrong-import-position
 from launch.runs import (archive, best_eval, cell_of, fmt, read_runs, render_runs,
-                         workdir_name, write_command)
+                         select_cells, workdir_name, write_command)
+from vae_jax.metric_writer import write_text_atomically  # pylint: disable=wrong-import-position
 
 _FULL_TEST_SET = 10_000  # MNIST and CIFAR-10 test sets
 PAPERS = {"iaf": iaf_vlae.iaf_cells, "vlae": iaf_vlae.vlae_cells}
@@ -35,17 +36,6 @@ def command(paper: str, cell: str, runs_dir: str, epochs=None) -> list[str]:
   args = [sys.executable, "-m", "vae_jax.main", f"--config=configs/{paper}.py:{cell}",
           f"--workdir={os.path.join(runs_dir, workdir_name(cell, epochs))}"]
   return args + ([f"--config.train.num_epochs={epochs}"] if epochs is not None else [])
-
-
-def _selected(paper: str, cells_flag) -> list[str]:
-  cells = list(PAPERS[paper]())
-  if not cells_flag:
-    return cells
-  chosen = [c for c in cells_flag.split(",") if c]
-  unknown = [c for c in chosen if c not in cells]
-  if unknown:
-    raise SystemExit(f"Unknown {paper} cells: {', '.join(unknown)}. See `list {paper}`.")
-  return chosen
 
 
 def _ours(runs: dict, cells, cell: str, metric: str, samples: int):
@@ -126,10 +116,7 @@ def collect(runs_dir: str, output_dir: str) -> None:
            if cell_of(n, cells)[0] or (paper == "iaf" and not any(
                cell_of(n, c())[0] for c in PAPERS.values()))}
     path = os.path.join(output_dir, f"{paper}.md")
-    text = render(runs) + render_runs(own)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-      f.write(text)
-    os.replace(path + ".tmp", path)
+    write_text_atomically(path, render(runs) + render_runs(own))
     print(f"wrote {path}")
 
 
@@ -157,7 +144,8 @@ def main(argv=None) -> int:
     for cell, (table, row, column, _) in PAPERS[args.paper]().items():
       print(f"Table {table}\t{cell}\t{row} / {column}")
   elif args.action in ("commands", "run"):
-    for cell in _selected(args.paper, args.cells):
+    for cell in select_cells(PAPERS[args.paper](), args.cells,
+                             f"python launch/iaf_vlae.py list {args.paper}"):
       cmd = command(args.paper, cell, args.runs_dir, args.epochs)
       print(shlex.join(cmd))
       if args.action == "run" and not args.dry_run:

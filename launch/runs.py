@@ -101,3 +101,14 @@ def write_command(cmd: list[str]) -> None:
   prefix = f"VAE_JAX_DATA_DIR={shlex.quote(data_dir)} " if data_dir else ""
   with open(os.path.join(workdir, "command.txt"), "w", encoding="utf-8") as f:
     f.write(prefix + shlex.join(["python"] + cmd[1:]) + "\n")
+
+
+def select_cells(cells, cells_flag, list_command: str) -> list[str]:
+  """The cells named in a comma-separated --cells flag (all when empty), checked."""
+  if not cells_flag:
+    return list(cells)
+  chosen = [c for c in cells_flag.split(",") if c]
+  unknown = [c for c in chosen if c not in cells]
+  if unknown:
+    raise SystemExit(f"Unknown cells: {', '.join(unknown)}. See `{list_command}`.")
+  return chosen

@@ -30,7 +30,9 @@ if ROOT not in sys.path:
 from vae_jax import vampprior  # pylint: disable=wrong-import-position
 # pylint: disable-next=wrong-import-position
 from launch.runs import (archive, best_eval, cell_of, fmt, read_runs, render_runs,
-                         workdir_name, write_command)
+                         select_cells, workdir_name, write_command)
+# pylint: disable-next=wrong-import-position
+from vae_jax.metric_writer import write_json_atomically, write_text_atomically
 
 _PAPER_WARMUP_EPOCHS = 100
 THROUGHPUT_FILE = "throughput.json"
@@ -44,17 +46,6 @@ def command(cell: str, runs_dir: str, epochs=None, warmup_epochs=None) -> list[s
   warmup = min(warmup_epochs or _PAPER_WARMUP_EPOCHS, epochs)
   return args + [f"--config.train.num_epochs={epochs}",
                  f"--config.train.kl_warmup_fraction={warmup / epochs!r}"]
-
-
-def _selected(cells_flag) -> list[str]:
-  cells = list(vampprior.cells())
-  if not cells_flag:
-    return cells
-  chosen = [c for c in cells_flag.split(",") if c]
-  unknown = [c for c in chosen if c not in cells]
-  if unknown:
-    raise SystemExit(f"Unknown cells: {', '.join(unknown)}. See `python launch/vampprior.py list`.")
-  return chosen
 
 
 def _ours(runs: dict, cell: str, metric: str):
@@ -166,9 +157,7 @@ def throughput(components, steps: int, output: str, cell: str) -> None:
   result = {"model": cell, "batch_size": config.train.batch_size, "steps": steps,
             "devices": f"{jax.device_count()}x {jax.devices()[0].platform}",
             "host": platform.node(), "cpu_count": os.cpu_count(), "runs": runs}
-  with open(output + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(result, f, indent=2)
-  os.replace(output + ".tmp", output)
+  write_json_atomically(output, result)
 
 
 def collect(runs_dir: str, output_dir: str) -> None:
@@ -176,9 +165,7 @@ def collect(runs_dir: str, output_dir: str) -> None:
   text = (render_tables(runs) + render_throughput(os.path.join(runs_dir, THROUGHPUT_FILE))
           + render_runs(runs))
   path = os.path.join(output_dir, "vampprior.md")
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    f.write(text)
-  os.replace(path + ".tmp", path)
+  write_text_atomically(path, text)
   print(f"wrote {path}")
 
 
@@ -211,7 +198,7 @@ def main(argv=None) -> int:
     for cell in vampprior.cells():
       print(cell)
   elif args.action in ("commands", "run"):
-    for cell in _selected(args.cells):
+    for cell in select_cells(vampprior.cells(), args.cells, "python launch/vampprior.py list"):
       cmd = command(cell, args.runs_dir, args.epochs, args.warmup_epochs)
       print(shlex.join(cmd))
       if args.action == "run" and not args.dry_run:

@@ -7,7 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-_HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
+from vae_jax.distributions.gaussian import _HALF_LOG_TWO_PI
 # Rows of z evaluated against all K components at once: the [rows, K, D] block of differences
 # stays near 16 MiB however many samples the importance-sampled NLL draws.
 _BLOCK_ELEMENTS = 4 * 2**20

@@ -155,6 +155,13 @@ def masked_kernel(kernel_size: int, in_channels: int, out_channels: int, include
   return mask
 
 
+def _flat_batch(features, x):
+  """(batch shape, features, x), both broadcast to the batch and flattened to [N, H, W, C]."""
+  batch = jnp.broadcast_shapes(features.shape[:-3], x.shape[:-3])
+  flat = lambda a: jnp.broadcast_to(a, batch + a.shape[-3:]).reshape((-1,) + a.shape[-3:])
+  return batch, flat(features), flat(x)
+
+
 class MaskedPixelCNN(nn.Module):
   """VLAE's PixelCNN (Chen et al. 2017, Appendix A): Concat[x, 1x1(features) -> 4 maps] ->
   6 masked 3x3 convolutions of 12 filters in resnet blocks, with the 5 type-B ones sharing their
@@ -173,10 +180,9 @@ class MaskedPixelCNN(nn.Module):
   @nn.compact
   def __call__(self, features, x):
     """features [..., H, W, F] (from z) and x [..., H, W, 1] -> logits [..., H, W, 1]."""
-    batch = jnp.broadcast_shapes(features.shape[:-3], x.shape[:-3])
-    flat = lambda a: jnp.broadcast_to(a, batch + a.shape[-3:]).reshape((-1,) + a.shape[-3:])
-    maps = WNConv(self.feature_maps, kernel_size=1, name="feature_maps")(flat(features))
-    inputs = jnp.concatenate([flat(x), maps], -1)
+    batch, features, x = _flat_batch(features, x)
+    maps = WNConv(self.feature_maps, kernel_size=1, name="feature_maps")(features)
+    inputs = jnp.concatenate([x, maps], -1)
     h = WNConv(self.filters, kernel_size=3, name="masked_a",
                mask=masked_kernel(3, inputs.shape[-1], self.filters, False, 1))(inputs)
     tied = WNConv(self.filters, kernel_size=3, name="masked_b",
@@ -210,9 +216,8 @@ class VampPixelCNN(nn.Module):
   @nn.compact
   def __call__(self, features, x):
     """features [..., H, W, F] (from z) and x [..., H, W, 1] -> [..., H, W, outputs]."""
-    batch = jnp.broadcast_shapes(features.shape[:-3], x.shape[:-3])
-    flat = lambda a: jnp.broadcast_to(a, batch + a.shape[-3:]).reshape((-1,) + a.shape[-3:])
-    h = jnp.concatenate([flat(x), flat(features)], -1)
+    batch, features, x = _flat_batch(features, x)
+    h = jnp.concatenate([x, features], -1)
     for i in range(self.layers):
       mask = masked_kernel(3, h.shape[-1], self.filters, include_centre=i > 0,
                            masked_inputs=1 if i == 0 else self.filters)
