@@ -142,13 +142,13 @@ def throughput(components, steps: int, output: str, cell: str) -> None:
     run = train.setup_run(config)
     optimizer = train.make_optimizer(config.train, run.total_steps)
     state = train.create_train_state(run, optimizer)
-    step = train.make_train_step(run, optimizer)
+    step = train.make_train_steps(run, optimizer)
     order = jax.numpy.arange(run.train_images.shape[0])
-    state, metrics = step(state, run.train_images, order)  # compile
+    state, metrics = step(state, run.train_images, order, 1)  # compile
     jax.block_until_ready(metrics)
     start = time.perf_counter()
     for _ in range(steps):
-      state, metrics = step(state, run.train_images, order)
+      state, metrics = step(state, run.train_images, order, 1)
     jax.block_until_ready(metrics)
     seconds = time.perf_counter() - start
     runs.append({"prior": prior, "num_components": k, "ms_per_step": 1000 * seconds / steps,

@@ -1,9 +1,18 @@
 """Shared fixtures: a tiny config on the embedded digits, so training tests take seconds."""
 import os
+import tempfile
 
-import pytest
+# The tests build and compile the same small models many times over (every run jits its steps
+# anew, and subprocess tests start fresh processes); XLA's persistent compilation cache, in a new
+# directory per session and inherited by the subprocesses, turns the repeats into lookups. Set
+# before jax is imported.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="vae_jax_xla_cache_"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
-from vae_jax import configuration
+import pytest  # pylint: disable=wrong-import-position
+
+from vae_jax import configuration  # pylint: disable=wrong-import-position
 
 
 def tiny_config(prior: str = "realnvp"):
@@ -44,3 +53,8 @@ def pytest_collection_modifyitems(config, items):
   for item in items:
     if "slow" in item.keywords:
       item.add_marker(skip)
+
+
+def get_config():
+  """tiny_config() for the command line: --config=tests/conftest.py (multi-process tests)."""
+  return tiny_config()

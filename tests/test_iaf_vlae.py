@@ -246,11 +246,11 @@ def test_polyak_average_is_the_exponential_average_of_the_steps(tmp_path):
   run = train.setup_run(config)
   optimizer = train.make_optimizer(config.train, run.total_steps)
   state = train.create_train_state(run, optimizer)
-  step = train.make_train_step(run, optimizer)
+  step = train.make_train_steps(run, optimizer)
   order = jnp.arange(run.train_images.shape[0])
   expected = jax.tree_util.tree_map(jnp.copy, state.params)
   for _ in range(3):
-    state, _ = step(state, run.train_images, order)
+    state, _ = step(state, run.train_images, order, 1)
     expected = jax.tree_util.tree_map(lambda e, p: 0.5 * e + 0.5 * p, expected, state.params)
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
                          state.averaged_params, expected)

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from vae_jax import checkpoints, configuration, train
+from vae_jax.data import batching
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -64,6 +65,35 @@ def test_killed_and_resumed_run_ends_with_identical_state(tmp_path, monkeypatch,
   # The metrics file holds each log step once, as the uninterrupted run's does.
   steps = lambda name: [r["step"] for r in _records(str(tmp_path / name), "train")]
   assert steps("resumed") == steps("uninterrupted")
+
+
+def test_calls_stop_at_logs_epoch_ends_checkpoints_and_the_last_step(config):
+  config.train.steps_per_call, config.train.num_epochs = 7, 2  # 23 steps per epoch, 46 in all
+  run = train.setup_run(config)
+  stops, step = [], 0
+  while step < run.total_steps:
+    step += train.steps_to_next_stop(step, run)
+    stops.append(step)
+  assert stops == [7, 10, 17, 20, 23, 30, 37, 40, 46]  # log every 10, checkpoint every 20
+
+
+def test_several_steps_per_call_give_the_steps_of_one_per_call(config):
+  """One call of 5 steps (a device-side loop) = 5 calls of 1: same state, summed metrics."""
+  run = train.setup_run(config)
+  optimizer = train.make_optimizer(config.train, run.total_steps)
+  train_steps = train.make_train_steps(run, optimizer)
+  order = batching.epoch_order(jax.random.PRNGKey(0), 0, run.train_images.shape[0])
+  state = train.create_train_state(run, optimizer)
+  losses = []
+  for _ in range(5):
+    state, metrics = train_steps(state, run.train_images, order, 1)
+    losses.append(float(metrics["loss"]))
+  looped, sums = train_steps(train.create_train_state(run, optimizer), run.train_images, order, 5)
+  assert int(looped.step) == int(state.step) == 5
+  for a, b in zip(jax.tree_util.tree_leaves(looped), jax.tree_util.tree_leaves(state)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(float(sums["loss"]), sum(losses), rtol=1e-6)
+  assert len(set(losses)) == 5  # five different batches and parameters
 
 
 def test_validation_keeps_the_best_parameters(tmp_path, config):
@@ -178,10 +208,10 @@ for n in (1, 8):
   run = train.setup_run(config, devices=jax.devices()[:n])
   optimizer = train.make_optimizer(config.train, run.total_steps)
   state = train.create_train_state(run, optimizer)
-  step = train.make_train_step(run, optimizer)
+  step = train.make_train_steps(run, optimizer)
   order = batching.epoch_order(jax.random.PRNGKey(0), 0, run.train_images.shape[0])
   for _ in range(3):
-    state, metrics = step(state, run.train_images, order)
+    state, metrics = step(state, run.train_images, order, 1)
   assert len(state.params["posterior_loc"]["kernel"].sharding.device_set) == n
   evaluator = evaluate.DatasetEvaluator(run.model, run.mesh, 20, 10, 96)
   nll = evaluator(state.params, run.test_images, False, jax.random.PRNGKey(1))["nll"]

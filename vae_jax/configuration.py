@@ -106,6 +106,9 @@ def base_config() -> ml_collections.ConfigDict:
       # array's gradient divided by its norm before Adam.
       normalize_gradients=False,
       log_every_steps=200,
+      # Optimizer steps per jitted call (a device-side loop): fewer dispatches from Python. Calls
+      # end at every log, epoch end and checkpoint, so results do not depend on it.
+      steps_per_call=50,
       checkpoint_every_steps=5000,
       keep_checkpoints=2,
       validate_every_epochs=0,  # B.3: 20 where early stopping is used; needs data.validation
@@ -115,7 +118,9 @@ def base_config() -> ml_collections.ConfigDict:
 
   config.eval = ml_collections.ConfigDict(dict(
       num_samples=1000,  # importance samples per test point (B.3)
-      sample_chunk=100,  # samples evaluated at once; memory grows with this, not num_samples
+      # Samples per point evaluated at once; memory grows with this, not num_samples. 0: the
+      # largest divisor of num_samples that fits in a quarter of a device's memory.
+      sample_chunk=100,
       batch_size=500,  # test points per evaluation call
       test_images=0,  # evaluate the first this many test images; 0: all (the papers' protocol)
       active_unit_threshold=0.01,  # Burda et al. 2016; B.3
@@ -170,11 +175,16 @@ def validate(config, num_devices: int) -> None:
   if evaluation.batch_size % num_devices:
     raise ValueError(f"config.eval.batch_size={evaluation.batch_size} must be divisible by the "
                      f"number of devices ({num_devices}).")
+  if evaluation.sample_chunk < 0:
+    raise ValueError(f"config.eval.sample_chunk={evaluation.sample_chunk} must be >= 0.")
   for key, num_samples in (("eval.num_samples", evaluation.num_samples),
                            ("train.validation_samples", train.validation_samples)):
-    if num_samples % min(num_samples, evaluation.sample_chunk):
+    if evaluation.sample_chunk and num_samples % min(num_samples, evaluation.sample_chunk):
       raise ValueError(f"config.{key}={num_samples} must be a multiple of "
                        f"config.eval.sample_chunk={evaluation.sample_chunk}, or smaller than it.")
+  for key in ("steps_per_call", "log_every_steps", "checkpoint_every_steps"):
+    if train[key] < 1:
+      raise ValueError(f"config.train.{key}={train[key]} must be >= 1.")
   if len(train.learning_rates) != len(train.lr_boundaries) + 1:
     raise ValueError("config.train.learning_rates needs one more entry than lr_boundaries.")
   if train.validate_every_epochs and not config.data.validation:

@@ -1,4 +1,5 @@
 """PNG grids of images in [0, 1]."""
+import jax
 import numpy as np
 from PIL import Image
 
@@ -18,6 +19,9 @@ def tile(images, columns: int) -> np.ndarray:
 
 
 def save_grid(path: str, images, columns: int = 8, scale: int = 2) -> None:
+  """Writes the grid from process 0 only (every process computes `images`)."""
+  if jax.process_index() != 0:
+    return
   pixels = (tile(images, columns) * 255).round().astype(np.uint8)
   picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
   picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST).save(path)

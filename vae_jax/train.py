@@ -5,6 +5,7 @@ A run is a pure function of its config: every random draw comes from keys derive
 from its latest checkpoint ends with exactly the parameters of an uninterrupted one.
 """
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -182,7 +183,7 @@ def setup_run(config, devices=None) -> Run:
   if steps_per_epoch == 0:
     raise ValueError(f"config.train.batch_size={config.train.batch_size} exceeds the "
                      f"{dataset.train.shape[0]} training images of {dataset.name}.")
-  on_device = lambda a: None if a is None else parallel.replicate(jnp.asarray(a), mesh)
+  on_device = lambda a: None if a is None else parallel.replicate(a, mesh)
   return Run(config=config, dataset=dataset,
              model=create_model(config.model, dataset.image_shape), mesh=mesh,
              train_images=on_device(dataset.train),
@@ -236,9 +237,9 @@ def create_train_state(run: Run, optimizer) -> TrainState:
     if not hasattr(run.model, "sample_posterior"):
       raise ValueError("Post-hoc and iterative prior training are for one-latent VAEs (B.3), "
                        f"not for {type(run.model).__name__}.")
-    pretrained = checkpoints.restore_params(train_config.init_from)
+    pretrained = parallel.replicate(checkpoints.restore_params(train_config.init_from), run.mesh)
 
-  @jax.jit
+  @functools.partial(jax.jit, out_shardings=parallel.replicated(run.mesh))
   def init(images, pretrained):
     x = batching.model_input(jax.random.fold_in(init_key, 0), images, run.dataset.encoding)
     params = run.model.init({"params": jax.random.fold_in(init_key, 1),
@@ -256,8 +257,7 @@ def create_train_state(run: Run, optimizer) -> TrainState:
                       averaged_params=params if run.config.train.polyak_decay else None,
                       best_validation_nll=jnp.full((), jnp.inf), best_step=jnp.zeros((), jnp.int32))
 
-  state = init(run.train_images[:run.config.train.batch_size], pretrained)
-  return parallel.replicate(state, run.mesh)
+  return init(run.train_images[:run.config.train.batch_size], pretrained)
 
 
 def _kl_for_free_bits(parts, kl, groups: str):
@@ -273,6 +273,8 @@ def _kl_for_free_bits(parts, kl, groups: str):
 
 
 def make_train_step(run: Run, optimizer):
+  """The pure `train_step(state, images, order) -> (state, metrics)`: one optimizer step on the
+  batch of `order` (the epoch's order of `images`) at `state.step`."""
   train_config = run.config.train
   batch_size, total_steps = train_config.batch_size, run.total_steps
   schedule = learning_rate_schedule(train_config, total_steps)
@@ -300,8 +302,10 @@ def make_train_step(run: Run, optimizer):
   def train_step(state: TrainState, images, order):
     binarize_key, sample_key = jax.random.split(jax.random.fold_in(state.rng, state.step))
     start = (state.step % run.steps_per_epoch) * batch_size
-    batch = images[jax.lax.dynamic_slice_in_dim(order, start, batch_size)]
-    x = batching.model_input(binarize_key, batch, run.dataset.encoding)
+    # Sharding the indices first makes each device gather and binarize only its own rows.
+    index = jax.lax.with_sharding_constraint(
+        jax.lax.dynamic_slice_in_dim(order, start, batch_size), batch_sharding)
+    x = batching.model_input(binarize_key, images[index], run.dataset.encoding)
     x = jax.lax.with_sharding_constraint(x, batch_sharding)
     # beta-VAE (Eq. 4) with the warm-up of B.3 rising to config.train.beta.
     beta = train_config.beta * kl_weight(train_config, state.step, total_steps)
@@ -329,7 +333,34 @@ def make_train_step(run: Run, optimizer):
                          opt_state=keep_if_finite(opt_state, state.opt_state),
                          first_nonfinite_step=first_nonfinite), metrics
 
-  return jax.jit(train_step, donate_argnums=0)
+  return train_step
+
+
+def make_train_steps(run: Run, optimizer):
+  """The jitted `train_steps(state, images, order, num_steps) -> (state, metric sums)`: that many
+  optimizer steps in one call (a device-side loop, so no per-step dispatch from Python). The
+  state is donated: its buffers are reused for the new one."""
+  train_step = make_train_step(run, optimizer)
+
+  def train_steps(state: TrainState, images, order, num_steps):
+    def add_step(_, carry):
+      state, sums = carry
+      state, metrics = train_step(state, images, order)
+      return state, jax.tree_util.tree_map(jnp.add, sums, metrics)
+    shapes = jax.eval_shape(train_step, state, images, order)[1]
+    sums = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    return jax.lax.fori_loop(0, num_steps, add_step, (state, sums))
+
+  return jax.jit(train_steps, donate_argnums=0, out_shardings=parallel.replicated(run.mesh))
+
+
+def steps_to_next_stop(step: int, run: Run) -> int:
+  """Steps from `step` to the next point where the host acts (a log line, an epoch's end for
+  validation and the next order, a checkpoint, the last step), at most config.train.steps_per_call."""
+  train_config = run.config.train
+  every = (train_config.log_every_steps, run.steps_per_epoch, train_config.checkpoint_every_steps)
+  next_stop = min(step + n - step % n for n in every)
+  return min(next_stop, step + train_config.steps_per_call, run.total_steps) - step
 
 
 def _check_config_matches_workdir(config, workdir: str) -> None:
@@ -338,7 +369,8 @@ def _check_config_matches_workdir(config, workdir: str) -> None:
   current = configuration.to_json(config)
   if os.path.exists(path):
     with open(path, encoding="utf-8") as f:
-      saved = f.read()
+      # Keys added to vae_jax since the run started take their defaults.
+      saved = configuration.to_json(configuration.from_json(f.read()))
     if saved != current:
       old = configuration.flatten(json.loads(saved))
       new = configuration.flatten(json.loads(current))
@@ -372,29 +404,32 @@ def train(run: Run, workdir: str) -> TrainState:
   if restored is not None:
     state = restored
     logging.info("Resumed from the checkpoint at step %d.", int(state.step))
-  train_step = make_train_step(run, optimizer)
+  train_steps = make_train_steps(run, optimizer)
   _, _, order_key, eval_key = run.keys()
-  epoch_order = jax.jit(batching.epoch_order, static_argnums=2)
+  epoch_order = jax.jit(batching.epoch_order, static_argnums=2,
+                        out_shardings=parallel.replicated(run.mesh))
   validator = (evaluate.DatasetEvaluator(run.model, run.mesh, train_config.validation_samples,
                                          run.config.eval.sample_chunk, run.config.eval.batch_size)
                if train_config.validate_every_epochs else None)
   step = int(state.step)
   writer = MetricWriter(workdir, resume_step=step)
   num_train = run.train_images.shape[0]
-  pending, interval_start, interval_step, rates = [], time.time(), step, []
+  pending, interval_start, interval_step, rates = [], time.time(), step, []  # metric sums
   order = epoch_order(order_key, step // run.steps_per_epoch, num_train)
   # A run resumed at a validation point may already have run out of patience.
   validation_interval = train_config.validate_every_epochs * run.steps_per_epoch
   stop_early = (validator is not None and step > 0 and step % validation_interval == 0
                 and _patience_exhausted(run, state, step))
   while step < run.total_steps and not stop_early:
-    state, metrics = train_step(state, run.train_images, order)
-    pending.append(metrics)
-    step += 1
+    num_steps = steps_to_next_stop(step, run)
+    state, metric_sums = train_steps(state, run.train_images, order, num_steps)
+    pending.append(metric_sums)
+    step += num_steps
     epoch, epoch_done = divmod(step, run.steps_per_epoch)
     if step % train_config.log_every_steps == 0 or step == run.total_steps:
       _raise_if_nonfinite(state, checkpoint_manager, run)
-      means = {k: float(np.mean([m[k] for m in jax.device_get(pending)])) for k in pending[0]}
+      means = {k: float(np.sum([m[k] for m in jax.device_get(pending)])) / (step - interval_step)
+               for k in pending[0]}
       elapsed = time.time() - interval_start
       rate = (step - interval_step) / elapsed
       rates.append(rate)
@@ -490,24 +525,25 @@ def evaluate_test(run: Run, params, workdir: str, num_samples: int,
                  test_binarizations=(run.config.data.test_binarizations
                                      if run.dataset.dynamic_binarization else 1))
   write_json_atomically(os.path.join(workdir, output), results)
-  if jax.process_index() == 0:
-    n = eval_config.num_images
-    apply = jax.jit(run.model.apply, static_argnames=("method", "n"))
-    samples = apply({"params": params}, jax.random.fold_in(eval_key, 2), n=n, method="generate")
-    image_grid.save_grid(os.path.join(workdir, "samples.png"), samples)
-    originals = batching.model_input(None, run.test_images[:n // 2], run.dataset.test_encoding)
-    reconstructions = apply({"params": params}, originals, jax.random.fold_in(eval_key, 3),
-                            method="reconstruct")
-    pairs = lambda b: jnp.stack([originals, b], 1).reshape((-1,) + originals.shape[1:])
-    image_grid.save_grid(os.path.join(workdir, "reconstructions.png"), pairs(reconstructions))
-    if eval_config.decompressions:  # VLAE Fig. 1a: x, then x' ~ p(x|z) with z ~ q(z|x)
-      decompressions = apply({"params": params}, originals, jax.random.fold_in(eval_key, 4),
-                             method="decompress")
-      image_grid.save_grid(os.path.join(workdir, "decompressions.png"), pairs(decompressions))
-    if isinstance(run.model.prior, priors.VampPrior):  # the learned pseudo-inputs (Fig. 4)
-      pseudo_inputs = run.model.apply({"params": params},
-                                      method=lambda module: module.prior.pseudo_inputs())
-      image_grid.save_grid(os.path.join(workdir, "pseudo_inputs.png"), pseudo_inputs[:n])
+  # Every process computes the grids (the arrays span all devices); process 0 writes them.
+  n = eval_config.num_images
+  apply = jax.jit(run.model.apply, static_argnames=("method", "n"),
+                  out_shardings=parallel.replicated(run.mesh))
+  samples = apply({"params": params}, jax.random.fold_in(eval_key, 2), n=n, method="generate")
+  image_grid.save_grid(os.path.join(workdir, "samples.png"), samples)
+  originals = batching.model_input(None, run.test_images[:n // 2], run.dataset.test_encoding)
+  reconstructions = apply({"params": params}, originals, jax.random.fold_in(eval_key, 3),
+                          method="reconstruct")
+  pairs = lambda b: jnp.stack([originals, b], 1).reshape((-1,) + originals.shape[1:])
+  image_grid.save_grid(os.path.join(workdir, "reconstructions.png"), pairs(reconstructions))
+  if eval_config.decompressions:  # VLAE Fig. 1a: x, then x' ~ p(x|z) with z ~ q(z|x)
+    decompressions = apply({"params": params}, originals, jax.random.fold_in(eval_key, 4),
+                           method="decompress")
+    image_grid.save_grid(os.path.join(workdir, "decompressions.png"), pairs(decompressions))
+  if isinstance(run.model.prior, priors.VampPrior):  # the learned pseudo-inputs (Fig. 4)
+    pseudo_inputs = run.model.apply({"params": params},
+                                    method=lambda module: module.prior.pseudo_inputs())
+    image_grid.save_grid(os.path.join(workdir, "pseudo_inputs.png"), pseudo_inputs[:n])
   return results
 
 
@@ -561,11 +597,12 @@ def evaluate_workdir(workdir: str, num_samples=None, test_binarizations=None,
     config.eval.active_unit_images = active_unit_images
   if test_images is not None:
     config.eval.test_images = test_images
-  if num_samples:  # the largest chunk that divides num_samples, within the config's memory bound
+  if num_samples:
     config.eval.num_samples = num_samples
-    config.eval.sample_chunk = max(c for c in range(1, min(num_samples, config.eval.sample_chunk)
-                                                    + 1) if num_samples % c == 0)
-    config.train.validation_samples = config.eval.sample_chunk  # unused here; keeps it valid
+    if config.eval.sample_chunk:  # the largest chunk that divides num_samples, within the bound
+      config.eval.sample_chunk = max(c for c in range(1, min(num_samples, config.eval.sample_chunk)
+                                                      + 1) if num_samples % c == 0)
+    config.train.validation_samples = config.eval.sample_chunk or 1  # unused; keeps it valid
   run = setup_run(config)
   optimizer = make_optimizer(config.train, run.total_steps)
   manager = checkpoints.manager(workdir, config.train.keep_checkpoints)

@@ -1,0 +1,125 @@
+"""One model trained and evaluated on 1 device, 8 host devices and 2 processes: same numbers?
+
+  python launch/scaling.py --runs_dir=/tmp/scaling --output=results/scaling.md
+
+Runs `python -m vae_jax.main` with the same config (default: DenseVAE, RealNVP prior K=20,
+batch 128, dynamically binarized MNIST; a short budget) three ways on this machine:
+  1 process on 1 device; 1 process on 8 host devices (XLA_FLAGS); 2 processes on 127.0.0.1
+  (launch/local.py, gloo collectives), 1 device each.
+It compares every logged training loss, the test IS-NLL/ELBO and the final parameters with the
+1-device run, restores the 2-process checkpoint in this (1-process) launcher, and writes the
+step times. On one machine the host devices and processes share the same cores, so the step
+times measure overhead, not speed-up.
+"""
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+import numpy as np  # pylint: disable=wrong-import-position
+
+SETUPS = {  # name -> (launcher prefix, environment)
+    "1 process, 1 device": ([], {}),
+    "1 process, 8 host devices": ([], {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}),
+    "2 processes, 1 device each": (["launch/local.py", "--num_processes=2", "--"], {}),
+}
+
+
+def _load(workdir, name):
+  with open(os.path.join(workdir, name), encoding="utf-8") as f:
+    return [json.loads(line) for line in f] if name.endswith(".jsonl") else json.load(f)
+
+
+def run_setup(name, workdir, config, overrides):
+  prefix, env = SETUPS[name]
+  command = [sys.executable, "-m", "vae_jax.main", f"--config={config}",
+             f"--workdir={workdir}"] + overrides
+  full = ([sys.executable] + prefix + command) if prefix else command
+  environment = dict(os.environ, **env)
+  shown = " ".join(f"{k}={v}" for k, v in env.items())
+  shown = (shown + " " if shown else "") + shlex.join(["python"] + full[1:])
+  print(f"== {name}: {shown}", flush=True)
+  if not os.path.exists(os.path.join(workdir, "eval_test.json")):
+    subprocess.run(full, cwd=ROOT, env=environment, check=True)
+  return shown
+
+
+def compare(runs_dir, names):
+  from vae_jax import checkpoints  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
+  reference = None
+  rows = []
+  for name in names:
+    workdir = os.path.join(runs_dir, name.replace(" ", "_").replace(",", ""))
+    train_records = [r for r in _load(workdir, "metrics.jsonl") if r["split"] == "train"]
+    evaluation = _load(workdir, "eval_test.json")
+    summary = _load(workdir, "train_summary.json")
+    params = jax.tree_util.tree_leaves(checkpoints.restore_params(workdir))
+    row = {"setup": name, "devices": evaluation["devices"],
+           "ms_per_step": 1000 * 128 / summary["train_images_per_second"],
+           "images_per_second": summary["train_images_per_second"],
+           "nll": evaluation["nll"], "elbo": evaluation["elbo"],
+           "is_seconds": evaluation["seconds"],
+           "losses": [r["loss"] for r in train_records], "params": params}
+    if reference is None:
+      reference = row
+    row["max_loss_rel_diff"] = max(abs(a - b) / abs(b) for a, b in
+                                   zip(row["losses"], reference["losses"]))
+    row["nll_diff"] = row["nll"] - reference["nll"]
+    row["max_param_abs_diff"] = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                                    for a, b in zip(row["params"], reference["params"]))
+    rows.append(row)
+  return rows
+
+
+def render(rows, commands, overrides):
+  lines = ["# 1 device vs 8 host devices vs 2 processes", "",
+           "Written by `python launch/scaling.py`. The same config trained and evaluated three "
+           "ways on this machine; differences are against the 1-device run (losses: every "
+           "logged training interval; parameters: the final checkpoint, restored in one "
+           "process). The host devices and processes share the same CPU cores, so the step "
+           "times show overhead, not speed-up.", "", "Commands:", ""]
+  lines += [f"    {c}" for c in commands]
+  lines += ["", f"Overrides: `{' '.join(overrides)}`", "",
+            "| setup | devices | ms/step | train img/s | test NLL | NLL diff | max rel. loss "
+            "diff | max param diff | IS seconds |", "|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    lines.append(f"| {r['setup']} | {r['devices']} | {r['ms_per_step']:.2f} | "
+                 f"{r['images_per_second']:,.0f} | {r['nll']:.4f} | {r['nll_diff']:.1e} | "
+                 f"{r['max_loss_rel_diff']:.1e} | {r['max_param_abs_diff']:.1e} | "
+                 f"{r['is_seconds']:.1f} |")
+  return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--runs_dir", required=True)
+  parser.add_argument("--output", default="results/scaling.md")
+  parser.add_argument("--config", default="configs/mnist_realnvp.py")
+  parser.add_argument("--epochs", type=float, default=1.0)
+  parser.add_argument("--test_images", type=int, default=1000)
+  parser.add_argument("--num_samples", type=int, default=1000)
+  args = parser.parse_args(argv)
+  overrides = [f"--config.train.num_epochs={args.epochs}", "--config.train.log_every_steps=50",
+               f"--config.eval.num_samples={args.num_samples}",
+               f"--config.eval.test_images={args.test_images}",
+               "--config.eval.active_unit_images=1000", "--config.eval.active_unit_samples=10"]
+  commands = [run_setup(name, os.path.join(args.runs_dir,
+                                           name.replace(" ", "_").replace(",", "")),
+                        args.config, overrides) for name in SETUPS]
+  rows = compare(args.runs_dir, list(SETUPS))
+  from vae_jax.metric_writer import write_text_atomically  # pylint: disable=import-outside-toplevel
+  write_text_atomically(args.output, render(rows, commands, overrides))
+  print(render(rows, commands, overrides))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,223 @@
+"""Speed of training and IS evaluation, as images/s and as a fraction of the measured matmul peak.
+
+  python -m vae_jax.benchmark --output=results/benchmarks/cpu-2core.json
+  python -m vae_jax.benchmark --render   # results/benchmarks.md from results/benchmarks/*.json
+
+For each model family of Xu et al. (2020) (DenseVAE, ConvVAE, ResnetVAE, PixelVAE; Appendix B.2)
+with the standard and the RealNVP (K=20) prior, at the paper's batch size on MNIST, it measures:
+  - compile time of the multi-step training call that vae_jax.main runs;
+  - training images/s (steady state, config.train.steps_per_call steps per call);
+  - FLOPs per training step from XLA's cost analysis of one step, and the achieved FLOP/s as a
+    fraction of the peak of a large float32 matmul measured in the same process;
+  - memory the training step's executable needs (XLA's memory analysis: arguments, outputs and
+    temporaries), and the device's peak in use where the runtime reports it (GPU/TPU);
+  - the forward rate (one-sample log weights at the training batch, images/s) and importance
+    samples/s of the IS-NLL evaluation (vae_jax.evaluate.DatasetEvaluator, the same code as the
+    test-set evaluation), with its sample chunk.
+"""
+import glob
+import json
+import os
+import platform
+import time
+
+from absl import app, flags, logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vae_jax import evaluate, parallel, train, xu2020
+from vae_jax.data import batching
+from vae_jax.metric_writer import write_json_atomically, write_text_atomically
+
+FAMILIES = {"DenseVAE": "dense", "ConvVAE": "conv", "ResnetVAE": "resnet", "PixelVAE": "pixel"}
+PRIORS = {"standard": "standard", "RealNVP K=20": "rnvp_prior,K=20"}
+
+
+def matmul_peak(size: int, seconds: float) -> dict:
+  """FLOP/s of the fastest of repeated [size, size] float32 matmuls (default precision)."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
+  matmul = jax.jit(lambda a, b: a @ b)
+  jax.block_until_ready(matmul(a, a))
+  times = []
+  while sum(times) < seconds or len(times) < 3:
+    start = time.perf_counter()
+    jax.block_until_ready(matmul(a, a))
+    times.append(time.perf_counter() - start)
+  return {"matmul_size": size, "peak_flops_per_second": 2 * size**3 / min(times)}
+
+
+def _timed(call, seconds: float, min_calls: int = 3):
+  """(calls, seconds) of repeated `call()` after one warm-up call, for at least `seconds`."""
+  jax.block_until_ready(call())
+  calls, start = 0, time.perf_counter()
+  while calls < min_calls or time.perf_counter() - start < seconds:
+    jax.block_until_ready(call())
+    calls += 1
+  return calls, time.perf_counter() - start
+
+
+def _executable_bytes(compiled) -> int:
+  m = compiled.memory_analysis()
+  return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+             - m.alias_size_in_bytes)
+
+
+def benchmark_cell(cell: str, seconds: float, is_images: int, is_samples: int,
+                   sample_chunk: int, peak: float) -> dict:
+  """The measurements of one model (an xu2020 cell) on this process's devices."""
+  config = xu2020.config_for_cell(cell)
+  config.eval.num_samples, config.eval.sample_chunk = is_samples, sample_chunk
+  run = train.setup_run(config)
+  optimizer = train.make_optimizer(config.train, run.total_steps)
+  state = train.create_train_state(run, optimizer)
+  order = parallel.replicate(np.arange(run.train_images.shape[0]), run.mesh)
+  images = run.train_images
+  batch_size, steps_per_call = config.train.batch_size, config.train.steps_per_call
+
+  one_step = jax.jit(train.make_train_step(run, optimizer)).lower(state, images, order).compile()
+  flops_per_step = float(one_step.cost_analysis()["flops"])
+  start = time.perf_counter()
+  train_steps = train.make_train_steps(run, optimizer).lower(
+      state, images, order, steps_per_call).compile()
+  compile_seconds = time.perf_counter() - start
+  holder = [state]
+
+  def train_call():
+    holder[0], sums = train_steps(holder[0], images, order, steps_per_call)
+    return sums
+  calls, train_seconds = _timed(train_call, seconds)
+  steps_per_second = calls * steps_per_call / train_seconds
+
+  params = holder[0].params
+  x = batching.model_input(jax.random.PRNGKey(3), images[:batch_size], run.dataset.encoding)
+  forward = jax.jit(lambda p, x, key: run.model.apply({"params": p}, x, key, 1,
+                                                      method="log_weights").log_likelihood)
+  key = jax.random.PRNGKey(1)
+  forward_calls, forward_seconds = _timed(lambda: forward(params, x, key), seconds / 2)
+  forward_rate = forward_calls * batch_size / forward_seconds
+
+  evaluator = evaluate.DatasetEvaluator(run.model, run.mesh, is_samples, sample_chunk,
+                                        config.eval.batch_size)
+  test_images = run.test_images[:is_images]
+  results = evaluator(params, test_images, run.dataset.test_encoding, jax.random.PRNGKey(2))
+  stats = jax.local_devices()[0].memory_stats() or {}
+  return {
+      "cell": cell, "batch_size": batch_size, "steps_per_call": steps_per_call,
+      "compile_seconds": compile_seconds,
+      "train_images_per_second": steps_per_second * batch_size,
+      "train_ms_per_step": 1000 / steps_per_second,
+      "flops_per_step": flops_per_step,
+      "achieved_flops_per_second": flops_per_step * steps_per_second,
+      "fraction_of_matmul_peak": flops_per_step * steps_per_second / peak,
+      "train_step_memory_bytes": _executable_bytes(one_step),
+      "device_peak_bytes_in_use": stats.get("peak_bytes_in_use"),
+      "forward_images_per_second": forward_rate,
+      "is_images": int(test_images.shape[0]), "is_samples": is_samples,
+      "is_sample_chunk": results["sample_chunk"], "is_eval_batch": config.eval.batch_size,
+      "is_seconds": results["seconds"], "is_compile_seconds": results["compile_seconds"],
+      "is_samples_per_second": results["importance_samples_per_second"],
+      "is_fraction_of_forward_rate": results["importance_samples_per_second"] / forward_rate,
+      "is_nll": results["nll"],
+  }
+
+
+def machine() -> dict:
+  device = jax.devices()[0]
+  return {"platform": device.platform, "device_kind": device.device_kind,
+          "devices": jax.device_count(), "processes": jax.process_count(),
+          "host": platform.node(), "cpu_count": os.cpu_count(), "jax": jax.__version__}
+
+
+def run_benchmarks(families, priors, seconds: float, is_images: int, is_samples: int,
+                   sample_chunk: int, matmul_size: int) -> dict:
+  peak = matmul_peak(matmul_size, seconds)
+  logging.info("matmul peak %.1f GFLOP/s", peak["peak_flops_per_second"] / 1e9)
+  rows = []
+  for family in families:
+    for prior in priors:
+      cell = f"{FAMILIES[family]},{PRIORS[prior]},mnist"
+      row = benchmark_cell(cell, seconds, is_images, is_samples, sample_chunk,
+                           peak["peak_flops_per_second"])
+      rows.append(dict(row, family=family, prior=prior))
+      logging.info("%s", json.dumps(rows[-1]))
+  return {"machine": machine(), **peak, "seconds_per_measurement": seconds, "rows": rows}
+
+
+def _size(n_bytes) -> str:
+  return "" if n_bytes is None else f"{n_bytes / 2**20:,.0f} MiB"
+
+
+def render(paths) -> str:
+  """results/benchmarks.md: one table per benchmark JSON."""
+  lines = ["# Benchmarks", "",
+           "Written by `python -m vae_jax.benchmark --render` from `results/benchmarks/*.json`; "
+           "each JSON holds the command that produced it. Training: the multi-step call of "
+           "`vae_jax.main` at the paper's batch size on MNIST; FLOPs per step from XLA's cost "
+           "analysis; peak: the fastest float32 matmul measured in the same process. IS: "
+           "importance samples/s of the test-set evaluation; forward: one-sample log weights "
+           "at the training batch.", ""]
+  for path in sorted(paths):
+    with open(path, encoding="utf-8") as f:
+      result = json.load(f)
+    m = result["machine"]
+    lines += [f"## {os.path.basename(path)}: {m['devices']}x {m['device_kind']} "
+              f"({m['platform']}, {m['cpu_count']} CPU cores, {m['processes']} process(es), "
+              f"jax {m['jax']})", "",
+              f"`{result.get('command', '')}`", "",
+              f"Measured matmul peak: {result['peak_flops_per_second'] / 1e9:,.1f} GFLOP/s "
+              f"({result['matmul_size']}x{result['matmul_size']} float32).", "",
+              "| model | prior | batch | compile s | train img/s | ms/step | GFLOP/step | "
+              "% of peak | step memory | device peak | forward img/s | IS samples/s | "
+              "IS / forward | IS chunk x batch |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+      lines.append(
+          f"| {r['family']} | {r['prior']} | {r['batch_size']} | {r['compile_seconds']:.1f} | "
+          f"{r['train_images_per_second']:,.0f} | {r['train_ms_per_step']:.2f} | "
+          f"{r['flops_per_step'] / 1e9:.3f} | {100 * r['fraction_of_matmul_peak']:.1f} | "
+          f"{_size(r['train_step_memory_bytes'])} | {_size(r['device_peak_bytes_in_use'])} | "
+          f"{r['forward_images_per_second']:,.0f} | {r['is_samples_per_second']:,.0f} | "
+          f"{r['is_fraction_of_forward_rate']:.2f} | {r['is_sample_chunk']} x "
+          f"{r['is_eval_batch']} |")
+    lines.append("")
+  return "\n".join(lines)
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("output", None, "JSON file for the results (e.g. results/benchmarks/x.json).")
+flags.DEFINE_list("families", list(FAMILIES), f"Model families: {', '.join(FAMILIES)}.")
+flags.DEFINE_list("priors", list(PRIORS), f"Priors: {', '.join(PRIORS)}.")
+flags.DEFINE_float("seconds", 5.0, "Minimum timed seconds per measurement.")
+flags.DEFINE_integer("is_images", 200, "Test images for the IS measurement (10000: all).")
+flags.DEFINE_integer("is_samples", 1000, "Importance samples per test image.")
+flags.DEFINE_integer("sample_chunk", 0, "IS samples per chunk; 0: sized to device memory.")
+flags.DEFINE_integer("matmul_size", 0, "Side of the peak matmul; 0: 2048 on CPU, 8192 else.")
+flags.DEFINE_boolean("render", False, "Only write results/benchmarks.md from the JSON files.")
+flags.DEFINE_string("results_dir", "results", "Where benchmarks.md and benchmarks/ live.")
+parallel.define_flags()
+
+
+def main(argv):
+  import sys  # pylint: disable=import-outside-toplevel
+  del argv
+  directory = os.path.join(FLAGS.results_dir, "benchmarks")
+  if not FLAGS.render:
+    if not FLAGS.output:
+      raise app.UsageError("--output=<file>.json is required (or --render).")
+    unknown = sorted(set(FLAGS.families) - set(FAMILIES)) + sorted(set(FLAGS.priors) - set(PRIORS))
+    if unknown:
+      raise app.UsageError(f"Unknown families or priors {unknown}; valid: {list(FAMILIES)}, "
+                           f"{list(PRIORS)}.")
+    parallel.initialize_from_flags()
+    size = FLAGS.matmul_size or (2048 if jax.devices()[0].platform == "cpu" else 8192)
+    result = run_benchmarks(FLAGS.families, FLAGS.priors, FLAGS.seconds, FLAGS.is_images,
+                            FLAGS.is_samples, FLAGS.sample_chunk, size)
+    result["command"] = "python -m vae_jax.benchmark " + " ".join(sys.argv[1:])
+    write_json_atomically(FLAGS.output, result)
+  write_text_atomically(os.path.join(FLAGS.results_dir, "benchmarks.md"),
+                        render(glob.glob(os.path.join(directory, "*.json"))))
+
+
+if __name__ == "__main__":
+  app.run(main)
