@@ -110,6 +110,7 @@ def main(argv=None) -> int:
   overrides = [f"--config.train.num_epochs={args.epochs}", "--config.train.log_every_steps=50",
                f"--config.eval.num_samples={args.num_samples}",
                f"--config.eval.test_images={args.test_images}",
+               "--config.eval.batch_size=400",  # divisible by 8 devices
                "--config.eval.active_unit_images=1000", "--config.eval.active_unit_samples=10"]
   commands = [run_setup(name, os.path.join(args.runs_dir,
                                            name.replace(" ", "_").replace(",", "")),

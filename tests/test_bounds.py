@@ -85,6 +85,18 @@ def test_estimator_memory_does_not_depend_on_num_samples(two_latent_model):
   assert sizes[1] < 1.5 * sizes[0]  # all 10,000 at once would need ~100x
 
 
+def test_sample_chunk_sized_to_memory_is_the_largest_divisor_that_fits(two_latent_model):
+  model, params, x = two_latent_model
+  temp_bytes = lambda chunk: jax.jit(evaluate.make_bound_estimator(model, chunk, chunk)).lower(
+      params, x, jax.random.PRNGKey(0)).compile().memory_analysis().temp_size_in_bytes
+  budget = temp_bytes(50) * 1.2  # room for 50 samples at once, not for 100
+  chunk = evaluate.sample_chunk_for_memory(model, params, x, 1000, budget)
+  assert chunk == 50
+  assert temp_bytes(chunk) <= budget < temp_bytes(100)
+  assert evaluate.sample_chunk_for_memory(model, params, x, 1000, 1) == 1  # nothing fits: 1
+  assert evaluate.sample_chunk_for_memory(model, params, x, 1000, 2**40) == 1000
+
+
 def test_active_units_counts_dimensions_whose_posterior_mean_varies(two_latent_model):
   model, params, _ = two_latent_model
   images = jax.random.bernoulli(jax.random.PRNGKey(6), 0.4, (600, 8, 8, 1)).astype(jnp.uint8)

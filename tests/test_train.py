@@ -79,6 +79,7 @@ def test_calls_stop_at_logs_epoch_ends_checkpoints_and_the_last_step(config):
 
 def test_several_steps_per_call_give_the_steps_of_one_per_call(config):
   """One call of 5 steps (a device-side loop) = 5 calls of 1: same state, summed metrics."""
+  config.train.steps_per_call = 5
   run = train.setup_run(config)
   optimizer = train.make_optimizer(config.train, run.total_steps)
   train_steps = train.make_train_steps(run, optimizer)

@@ -5,8 +5,9 @@
 
 For each model family of Xu et al. (2020) (DenseVAE, ConvVAE, ResnetVAE, PixelVAE; Appendix B.2)
 with the standard and the RealNVP (K=20) prior, at the paper's batch size on MNIST, it measures:
-  - compile time of the multi-step training call that vae_jax.main runs;
-  - training images/s (steady state, config.train.steps_per_call steps per call);
+  - compile time of the training call that vae_jax.main runs (its first call less a steady one);
+  - training images/s (steady state; config.train.steps_per_call steps per call, or
+    --steps_per_call);
   - FLOPs per training step from XLA's cost analysis of one step, and the achieved FLOP/s as a
     fraction of the peak of a large float32 matmul measured in the same process;
   - memory the training step's executable needs (XLA's memory analysis: arguments, outputs and
@@ -31,7 +32,7 @@ from vae_jax.data import batching
 from vae_jax.metric_writer import write_json_atomically, write_text_atomically
 
 FAMILIES = {"DenseVAE": "dense", "ConvVAE": "conv", "ResnetVAE": "resnet", "PixelVAE": "pixel"}
-PRIORS = {"standard": "standard", "RealNVP K=20": "rnvp_prior,K=20"}
+PRIORS = {"standard": "standard", "realnvp": "rnvp_prior,K=20"}  # name -> xu2020 cell tokens
 
 
 def matmul_peak(size: int, seconds: float) -> dict:
@@ -63,11 +64,41 @@ def _executable_bytes(compiled) -> int:
              - m.alias_size_in_bytes)
 
 
+_NOT_KERNELS = (" parameter(", " constant(", " tuple(", " get-tuple-element(", " bitcast(")
+
+
+def entry_instructions(compiled) -> int:
+  """The kernels (fusions, matmuls, copies, ...) that one call of an executable runs one after
+  another, each with its own launch overhead: its entry computation's instructions, less those
+  that move no data (parameters, constants, tuples, bitcasts)."""
+  text = compiled.as_text()
+  entry = text[text.index("\nENTRY"):]
+  lines = entry[:entry.index("\n}")].splitlines()[2:]
+  return sum(not any(op in line for op in _NOT_KERNELS) for line in lines)
+
+
+def prior_profile(run, params, batch_size: int, seconds: float) -> dict:
+  """The prior's own share of a step: log p(z) and its gradient for a batch of z, alone."""
+  z = jax.random.normal(jax.random.PRNGKey(4), (batch_size, run.config.model.latent_dim))
+  log_prob = lambda p, z: jnp.sum(run.model.apply({"params": p}, z, method="prior_log_prob"))
+  compiled = jax.jit(jax.value_and_grad(log_prob)).lower(params, z).compile()
+  calls, elapsed = _timed(lambda: compiled(params, z), seconds)
+  return {"prior_ms": 1000 * elapsed / calls,
+          "prior_flops": float(compiled.cost_analysis()["flops"]),
+          "prior_kernels": entry_instructions(compiled)}
+
+
 def benchmark_cell(cell: str, seconds: float, is_images: int, is_samples: int,
-                   sample_chunk: int, peak: float) -> dict:
+                   sample_chunk: int, peak: float, batch_size=None, steps_per_call=None,
+                   eval_batch_size=None) -> dict:
   """The measurements of one model (an xu2020 cell) on this process's devices."""
   config = xu2020.config_for_cell(cell)
-  config.eval.num_samples, config.eval.sample_chunk = is_samples, sample_chunk
+  config.eval.batch_size = eval_batch_size or config.eval.batch_size
+  config.train.batch_size = batch_size or config.train.batch_size
+  config.train.steps_per_call = steps_per_call or config.train.steps_per_call
+  config.eval.num_samples = is_samples
+  if sample_chunk is not None:
+    config.eval.sample_chunk = sample_chunk
   run = train.setup_run(config)
   optimizer = train.make_optimizer(config.train, run.total_steps)
   state = train.create_train_state(run, optimizer)
@@ -77,17 +108,18 @@ def benchmark_cell(cell: str, seconds: float, is_images: int, is_samples: int,
 
   one_step = jax.jit(train.make_train_step(run, optimizer)).lower(state, images, order).compile()
   flops_per_step = float(one_step.cost_analysis()["flops"])
-  start = time.perf_counter()
-  train_steps = train.make_train_steps(run, optimizer).lower(
-      state, images, order, steps_per_call).compile()
-  compile_seconds = time.perf_counter() - start
+  train_steps = train.make_train_steps(run, optimizer)
   holder = [state]
 
   def train_call():
     holder[0], sums = train_steps(holder[0], images, order, steps_per_call)
     return sums
+  start = time.perf_counter()
+  jax.block_until_ready(train_call())
+  first_call_seconds = time.perf_counter() - start
   calls, train_seconds = _timed(train_call, seconds)
   steps_per_second = calls * steps_per_call / train_seconds
+  compile_seconds = first_call_seconds - train_seconds / calls
 
   params = holder[0].params
   x = batching.model_input(jax.random.PRNGKey(3), images[:batch_size], run.dataset.encoding)
@@ -97,9 +129,9 @@ def benchmark_cell(cell: str, seconds: float, is_images: int, is_samples: int,
   forward_calls, forward_seconds = _timed(lambda: forward(params, x, key), seconds / 2)
   forward_rate = forward_calls * batch_size / forward_seconds
 
-  evaluator = evaluate.DatasetEvaluator(run.model, run.mesh, is_samples, sample_chunk,
-                                        config.eval.batch_size)
-  test_images = run.test_images[:is_images]
+  evaluator = evaluate.DatasetEvaluator(run.model, run.mesh, is_samples,
+                                        config.eval.sample_chunk, config.eval.batch_size)
+  test_images = run.test_images[:is_images or config.eval.batch_size]
   results = evaluator(params, test_images, run.dataset.test_encoding, jax.random.PRNGKey(2))
   stats = jax.local_devices()[0].memory_stats() or {}
   return {
@@ -111,6 +143,7 @@ def benchmark_cell(cell: str, seconds: float, is_images: int, is_samples: int,
       "achieved_flops_per_second": flops_per_step * steps_per_second,
       "fraction_of_matmul_peak": flops_per_step * steps_per_second / peak,
       "train_step_memory_bytes": _executable_bytes(one_step),
+      "train_step_kernels": entry_instructions(one_step),
       "device_peak_bytes_in_use": stats.get("peak_bytes_in_use"),
       "forward_images_per_second": forward_rate,
       "is_images": int(test_images.shape[0]), "is_samples": is_samples,
@@ -119,6 +152,8 @@ def benchmark_cell(cell: str, seconds: float, is_images: int, is_samples: int,
       "is_samples_per_second": results["importance_samples_per_second"],
       "is_fraction_of_forward_rate": results["importance_samples_per_second"] / forward_rate,
       "is_nll": results["nll"],
+      **(prior_profile(run, params, batch_size, seconds / 2)
+         if config.model.prior != "standard" and config.model.architecture == "dense" else {}),
   }
 
 
@@ -130,7 +165,8 @@ def machine() -> dict:
 
 
 def run_benchmarks(families, priors, seconds: float, is_images: int, is_samples: int,
-                   sample_chunk: int, matmul_size: int) -> dict:
+                   sample_chunk: int, matmul_size: int, batch_size=None,
+                   steps_per_call=None, eval_batch_size=None) -> dict:
   peak = matmul_peak(matmul_size, seconds)
   logging.info("matmul peak %.1f GFLOP/s", peak["peak_flops_per_second"] / 1e9)
   rows = []
@@ -138,10 +174,12 @@ def run_benchmarks(families, priors, seconds: float, is_images: int, is_samples:
     for prior in priors:
       cell = f"{FAMILIES[family]},{PRIORS[prior]},mnist"
       row = benchmark_cell(cell, seconds, is_images, is_samples, sample_chunk,
-                           peak["peak_flops_per_second"])
+                           peak["peak_flops_per_second"], batch_size, steps_per_call,
+                           eval_batch_size)
       rows.append(dict(row, family=family, prior=prior))
       logging.info("%s", json.dumps(rows[-1]))
-  return {"machine": machine(), **peak, "seconds_per_measurement": seconds, "rows": rows}
+  return {"machine": machine(), **peak, "seconds_per_measurement": seconds,
+          "xla_flags": os.environ.get("XLA_FLAGS", ""), "rows": rows}
 
 
 def _size(n_bytes) -> str:
@@ -152,7 +190,7 @@ def render(paths) -> str:
   """results/benchmarks.md: one table per benchmark JSON."""
   lines = ["# Benchmarks", "",
            "Written by `python -m vae_jax.benchmark --render` from `results/benchmarks/*.json`; "
-           "each JSON holds the command that produced it. Training: the multi-step call of "
+           "each JSON holds the command that produced it. Training: the jitted training call of "
            "`vae_jax.main` at the paper's batch size on MNIST; FLOPs per step from XLA's cost "
            "analysis; peak: the fastest float32 matmul measured in the same process. IS: "
            "importance samples/s of the test-set evaluation; forward: one-sample log weights "
@@ -167,19 +205,20 @@ def render(paths) -> str:
               f"`{result.get('command', '')}`", "",
               f"Measured matmul peak: {result['peak_flops_per_second'] / 1e9:,.1f} GFLOP/s "
               f"({result['matmul_size']}x{result['matmul_size']} float32).", "",
-              "| model | prior | batch | compile s | train img/s | ms/step | GFLOP/step | "
+              "| model | cell | batch | compile s | train img/s | ms/step | GFLOP/step | "
               "% of peak | step memory | device peak | forward img/s | IS samples/s | "
-              "IS / forward | IS chunk x batch |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "IS / forward | IS chunk x batch | kernels/step | prior ms (kernels) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
       lines.append(
-          f"| {r['family']} | {r['prior']} | {r['batch_size']} | {r['compile_seconds']:.1f} | "
+          f"| {r['family']} | {r['cell']} | {r['batch_size']} | {r['compile_seconds']:.1f} | "
           f"{r['train_images_per_second']:,.0f} | {r['train_ms_per_step']:.2f} | "
           f"{r['flops_per_step'] / 1e9:.3f} | {100 * r['fraction_of_matmul_peak']:.1f} | "
           f"{_size(r['train_step_memory_bytes'])} | {_size(r['device_peak_bytes_in_use'])} | "
           f"{r['forward_images_per_second']:,.0f} | {r['is_samples_per_second']:,.0f} | "
           f"{r['is_fraction_of_forward_rate']:.2f} | {r['is_sample_chunk']} x "
-          f"{r['is_eval_batch']} |")
+          f"{r['is_eval_batch']} | {r.get('train_step_kernels', '')} | "
+          + (f"{r['prior_ms']:.2f} ({r['prior_kernels']})" if "prior_ms" in r else "") + " |")
     lines.append("")
   return "\n".join(lines)
 
@@ -189,10 +228,16 @@ flags.DEFINE_string("output", None, "JSON file for the results (e.g. results/ben
 flags.DEFINE_list("families", list(FAMILIES), f"Model families: {', '.join(FAMILIES)}.")
 flags.DEFINE_list("priors", list(PRIORS), f"Priors: {', '.join(PRIORS)}.")
 flags.DEFINE_float("seconds", 5.0, "Minimum timed seconds per measurement.")
-flags.DEFINE_integer("is_images", 200, "Test images for the IS measurement (10000: all).")
+flags.DEFINE_integer("is_images", 0, "Test images for the IS measurement (0: one evaluation "
+                     "batch; 10000: all).")
 flags.DEFINE_integer("is_samples", 1000, "Importance samples per test image.")
-flags.DEFINE_integer("sample_chunk", 0, "IS samples per chunk; 0: sized to device memory.")
+flags.DEFINE_integer("sample_chunk", None, "IS samples per chunk (default: the config's; 0: "
+                     "sized to device memory).")
 flags.DEFINE_integer("matmul_size", 0, "Side of the peak matmul; 0: 2048 on CPU, 8192 else.")
+flags.DEFINE_integer("batch_size", None, "Training batch (default: the paper's).")
+flags.DEFINE_integer("steps_per_call", None, "At most this many steps per jitted call "
+                     "(default: the config's).")
+flags.DEFINE_integer("eval_batch_size", None, "Test points per IS call (default: the config's).")
 flags.DEFINE_boolean("render", False, "Only write results/benchmarks.md from the JSON files.")
 flags.DEFINE_string("results_dir", "results", "Where benchmarks.md and benchmarks/ live.")
 parallel.define_flags()
@@ -212,8 +257,10 @@ def main(argv):
     parallel.initialize_from_flags()
     size = FLAGS.matmul_size or (2048 if jax.devices()[0].platform == "cpu" else 8192)
     result = run_benchmarks(FLAGS.families, FLAGS.priors, FLAGS.seconds, FLAGS.is_images,
-                            FLAGS.is_samples, FLAGS.sample_chunk, size)
+                            FLAGS.is_samples, FLAGS.sample_chunk, size, FLAGS.batch_size,
+                            FLAGS.steps_per_call, FLAGS.eval_batch_size)
     result["command"] = "python -m vae_jax.benchmark " + " ".join(sys.argv[1:])
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     write_json_atomically(FLAGS.output, result)
   write_text_atomically(os.path.join(FLAGS.results_dir, "benchmarks.md"),
                         render(glob.glob(os.path.join(directory, "*.json"))))

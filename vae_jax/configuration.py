@@ -106,9 +106,11 @@ def base_config() -> ml_collections.ConfigDict:
       # array's gradient divided by its norm before Adam.
       normalize_gradients=False,
       log_every_steps=200,
-      # Optimizer steps per jitted call (a device-side loop): fewer dispatches from Python. Calls
-      # end at every log, epoch end and checkpoint, so results do not depend on it.
-      steps_per_call=50,
+      # Optimizer steps per jitted call: > 1 runs them in a device-side loop, without per-step
+      # dispatch from Python (for small models on GPU/TPU; on XLA:CPU it slows convolutional
+      # models down: see train.make_train_steps). Calls end at every log, epoch end and
+      # checkpoint, so results do not depend on it.
+      steps_per_call=1,
       checkpoint_every_steps=5000,
       keep_checkpoints=2,
       validate_every_epochs=0,  # B.3: 20 where early stopping is used; needs data.validation
@@ -119,8 +121,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict(dict(
       num_samples=1000,  # importance samples per test point (B.3)
       # Samples per point evaluated at once; memory grows with this, not num_samples. 0: the
-      # largest divisor of num_samples that fits in a quarter of a device's memory.
-      sample_chunk=100,
+      # largest divisor of num_samples that fits in a quarter of a device's memory (a conv
+      # decoder's 500 points x 100 samples would need tens of GB).
+      sample_chunk=0,
       batch_size=500,  # test points per evaluation call
       test_images=0,  # evaluate the first this many test images; 0: all (the papers' protocol)
       active_unit_threshold=0.01,  # Burda et al. 2016; B.3

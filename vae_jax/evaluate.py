@@ -61,16 +61,19 @@ def device_memory_bytes() -> int:
   return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // jax.local_device_count()
 
 
-def sample_chunk_for_memory(model, params, x, num_samples: int, memory_bytes: int,
-                            probe: int = 8) -> int:
+def sample_chunk_for_memory(model, params, x, num_samples: int, memory_bytes: float) -> int:
   """The largest divisor of `num_samples` whose chunk of samples for the points `x` needs at most
-  `memory_bytes` of temporaries, scaled from XLA's memory analysis of a `probe`-sample chunk."""
-  probe = min(probe, num_samples)
-  estimate = jax.jit(make_bound_estimator(model, probe, probe))
-  compiled = estimate.lower(params, x, jax.random.PRNGKey(0)).compile()
-  bytes_per_sample = max(compiled.memory_analysis().temp_size_in_bytes / probe, 1.0)
+  `memory_bytes` of temporaries (1 if none does). The need is a + b * chunk, fitted to XLA's
+  memory analysis of two small chunks."""
+  def temp_bytes(chunk):
+    estimate = jax.jit(make_bound_estimator(model, chunk, chunk))
+    compiled = estimate.lower(params, x, jax.random.PRNGKey(0)).compile()
+    return compiled.memory_analysis().temp_size_in_bytes
+  small, large = temp_bytes(4), temp_bytes(8)
+  per_sample = max((large - small) / 4, 1.0)
+  fixed = small - 4 * per_sample
   return max(c for c in range(1, num_samples + 1)
-             if num_samples % c == 0 and (c == 1 or c * bytes_per_sample <= memory_bytes))
+             if num_samples % c == 0 and (c == 1 or fixed + c * per_sample <= memory_bytes))
 
 
 class DatasetEvaluator:

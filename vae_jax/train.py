@@ -338,9 +338,25 @@ def make_train_step(run: Run, optimizer):
 
 def make_train_steps(run: Run, optimizer):
   """The jitted `train_steps(state, images, order, num_steps) -> (state, metric sums)`: that many
-  optimizer steps in one call (a device-side loop, so no per-step dispatch from Python). The
-  state is donated: its buffers are reused for the new one."""
+  optimizer steps in one call, up to config.train.steps_per_call. The state is donated: its
+  buffers are reused for the new one.
+
+  With steps_per_call > 1 the steps run in a device-side loop, with no per-step dispatch from
+  Python. That is for small models on accelerators: on XLA:CPU the loop makes the DenseVAE 13%
+  faster but a ConvVAE step 17x slower (the gradient convolutions inside a while loop miss
+  XLA:CPU's fast kernels; results/README.md, issue #7), so the default is a plain one-step call.
+  """
   train_step = make_train_step(run, optimizer)
+  replicated = parallel.replicated(run.mesh)
+  if run.config.train.steps_per_call == 1:
+    one_step = jax.jit(train_step, donate_argnums=0, out_shardings=replicated)
+
+    def train_steps_one_at_a_time(state, images, order, num_steps=1):
+      if num_steps != 1:
+        raise ValueError(f"{num_steps} steps in one call need config.train.steps_per_call >= "
+                         f"{num_steps}.")
+      return one_step(state, images, order)
+    return train_steps_one_at_a_time
 
   def train_steps(state: TrainState, images, order, num_steps):
     def add_step(_, carry):
@@ -351,7 +367,7 @@ def make_train_steps(run: Run, optimizer):
     sums = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
     return jax.lax.fori_loop(0, num_steps, add_step, (state, sums))
 
-  return jax.jit(train_steps, donate_argnums=0, out_shardings=parallel.replicated(run.mesh))
+  return jax.jit(train_steps, donate_argnums=0, out_shardings=replicated)
 
 
 def steps_to_next_stop(step: int, run: Run) -> int:
