@@ -78,6 +78,39 @@ def compare(runs_dir, names):
   return rows
 
 
+def first_steps(config_path: str, steps=(1, 2, 5, 10, 20, 50)) -> list[str]:
+  """Table rows: 1 vs 8 host devices over the first optimizer steps, the same batches. Run in a
+  process started with 8 host devices (XLA_FLAGS)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  from ml_collections import config_flags  # pylint: disable=import-outside-toplevel
+  from vae_jax import parallel, train  # pylint: disable=import-outside-toplevel
+  from vae_jax.data import batching  # pylint: disable=import-outside-toplevel
+  config = config_flags.config_flags._LoadConfigModule("config", config_path).get_config()  # pylint: disable=protected-access
+  config.eval.batch_size = 400
+  records = {}
+  for n in (1, 8):
+    run = train.setup_run(config, devices=jax.devices()[:n])
+    optimizer = train.make_optimizer(config.train, run.total_steps)
+    state = train.create_train_state(run, optimizer)
+    train_steps = train.make_train_steps(run, optimizer)
+    order = parallel.replicate(np.asarray(batching.epoch_order(
+        jax.random.PRNGKey(0), 0, run.train_images.shape[0])), run.mesh)
+    records[n] = []
+    for step in range(1, max(steps) + 1):
+      state, metrics = train_steps(state, run.train_images, order, 1)
+      if step in steps:
+        records[n].append((step, float(metrics["loss"]), float(metrics["grad_norm"]),
+                           jax.device_get(state.params)))
+  rows = []
+  for (step, loss_1, norm_1, params_1), (_, loss_8, norm_8, params_8) in zip(records[1],
+                                                                              records[8]):
+    diff = max(float(np.max(np.abs(a - b))) for a, b in
+               zip(jax.tree_util.tree_leaves(params_1), jax.tree_util.tree_leaves(params_8)))
+    rows.append(f"| {step} | {abs(loss_1 - loss_8) / abs(loss_1):.1e} | "
+                f"{abs(norm_1 - norm_8) / norm_1:.1e} | {diff:.1e} |")
+  return rows
+
+
 def render(rows, commands, overrides):
   lines = ["# 1 device vs 8 host devices vs 2 processes", "",
            "Written by `python launch/scaling.py`. The same config trained and evaluated three "
@@ -106,7 +139,12 @@ def main(argv=None) -> int:
   parser.add_argument("--epochs", type=float, default=1.0)
   parser.add_argument("--test_images", type=int, default=1000)
   parser.add_argument("--num_samples", type=int, default=1000)
+  parser.add_argument("--first_steps", action="store_true",
+                      help="only print the first-steps table (needs 8 host devices)")
   args = parser.parse_args(argv)
+  if args.first_steps:
+    print("\n".join(first_steps(args.config)))
+    return 0
   overrides = [f"--config.train.num_epochs={args.epochs}", "--config.train.log_every_steps=50",
                f"--config.eval.num_samples={args.num_samples}",
                f"--config.eval.test_images={args.test_images}",
@@ -116,10 +154,33 @@ def main(argv=None) -> int:
                                            name.replace(" ", "_").replace(",", "")),
                         args.config, overrides) for name in SETUPS]
   rows = compare(args.runs_dir, list(SETUPS))
+  completed = subprocess.run(
+      [sys.executable, "launch/scaling.py", "--first_steps", f"--config={args.config}",
+       "--runs_dir=-"], cwd=ROOT, capture_output=True, text=True, check=True,
+      env=dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8"))
+  text = render(rows, commands, overrides) + FIRST_STEPS + completed.stdout
   from vae_jax.metric_writer import write_text_atomically  # pylint: disable=import-outside-toplevel
-  write_text_atomically(args.output, render(rows, commands, overrides))
-  print(render(rows, commands, overrides))
+  write_text_atomically(args.output, text)
+  print(text)
   return 0
+
+
+FIRST_STEPS = """
+## Where the runs part: the first steps, 1 vs 8 host devices
+
+The same batches, one step per call (`python launch/scaling.py --first_steps`, 8 host devices).
+Loss and gradient norm agree to float precision at the first step, yet a few parameters already
+differ by up to 0.8 x the learning rate. Adam's first update is lr * g / (|g| + eps) per
+parameter: for a gradient element near zero (|g| of order eps = 1e-8, where many per-example
+terms cancel) the float rounding of the batch sum, which differs when it is split over 8 devices,
+changes the update by a good fraction of lr, even its sign (the largest such difference after
+step 1 is in the encoder's first kernel). From then on the two runs follow slightly different
+paths, as any two float orderings of the same training do; the tiny model of the tests has no such
+parameters and matches to 1e-5 after 23 steps.
+
+| step | loss rel. diff | grad norm rel. diff | max param diff |
+|---|---|---|---|
+"""
 
 
 if __name__ == "__main__":
