@@ -77,6 +77,24 @@ def base_config() -> ml_collections.ConfigDict:
       flow_type="full",  # full: InvertibleDense -> Coupling -> ActNorm; pure: couplings only (B.7)
       coupling_hidden=256,  # B.2: h = Dense[256]; B.5: Resnet[8x8x64] channels for resnet_cifar
   ))
+  # architecture='sere': the Self-Reflective VAE (Apostolopoulou et al.) and its baselines, with
+  # model.latent_dim latents per layer (channels of each layer's latent map for network='conv').
+  # vae_jax/serevae.py sets these per experiment and says which are the paper's and which ours.
+  config.model.sere = ml_collections.ConfigDict(dict(
+      layers=10,  # L stochastic layers, one image block each (4.1.1: 10; 4.2.1: 16)
+      network="mlp",  # mlp (4.1.1) | resnet (4.1.2) | conv (4.2.1, latent maps over patches)
+      partition="raster",  # raster blocks (4.1.1) | patches (4.2.1)
+      width=256,  # hidden units (or channels) of the prior, bijector and data-layer networks
+      encoder_width=256,  # of each deterministic encoder of x
+      prior_feedback=True,  # p(eps_l | z_{l-1}), q(eps_l | z_{l-1}, x); else N(0, I), q(eps_l | x)
+      bijector="affine",  # affine: c + (diag(d) + u u^T) eps (3.1) | none: z_l = eps_l
+      bijector_feedback=True,  # f_l's c, d, u functions of z_{l-1}; else learned constants
+      data_coupling=True,  # p(x_l | z_l, x_{l-1}) (residual data layers); else p(x_l | z_l)
+      posterior="residual",  # residual (3.4.2) | precision_weighted (ladder VAE)
+      encoder="independent",  # independent per layer (4.1.1) | bottom_up (ladder VAE)
+      min_prior_scale=0.0,  # lower bound on the prior layers' sigma(z) (4.2.1: 1); 0: none
+      num_mixtures=10,  # components of the discretized logistic mixture (8-bit data)
+  ))
 
   config.train = ml_collections.ConfigDict(dict(
       num_epochs=float(PAPER_EPOCHS),  # may be fractional: a budget of part of an epoch

@@ -145,17 +145,19 @@ class DatasetEvaluator:
     return results
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3, 5, 6))
-def _posterior_means(model, params, images, encoding, key, batch_size, num_samples):
-  def batch_means(start):
+@functools.partial(jax.jit, static_argnums=(0, 1, 4, 6, 7))
+def _over_batches(model, method: str, params, images, encoding, key, batch_size, args=()):
+  """model.<method>(x, key, *args) -> [batch, k] over `images` in batches of `batch_size` (a
+  remainder of fewer images is left out), concatenated."""
+  def batch_outputs(start):
     batch = jax.lax.dynamic_slice_in_dim(images, start, batch_size)
     key_start = jax.random.fold_in(key, start)
     x = batching.model_input(jax.random.fold_in(key_start, 0), batch, encoding)
-    return model.apply({"params": params}, x, jax.random.fold_in(key_start, 1), num_samples,
-                       method="posterior_mean")
+    return model.apply({"params": params}, x, jax.random.fold_in(key_start, 1), *args,
+                       method=method)
   starts = jnp.arange(0, images.shape[0] - batch_size + 1, batch_size)
-  means = jax.lax.map(batch_means, starts)
-  return means.reshape(-1, means.shape[-1])
+  outputs = jax.lax.map(batch_outputs, starts)
+  return outputs.reshape(-1, outputs.shape[-1])
 
 
 def active_units(model, params, images, encoding: str, key, threshold: float, num_samples: int,
@@ -168,13 +170,22 @@ def active_units(model, params, images, encoding: str, key, threshold: float, nu
   A remainder of fewer than `batch_size` images is left out.
   """
   batch_size = min(batch_size, images.shape[0])
-  means = _posterior_means(model, params, images, encoding, key, batch_size, num_samples)
+  means = _over_batches(model, "posterior_mean", params, images, encoding, key, batch_size,
+                        (num_samples,))
   active = np.asarray(jnp.var(means, axis=0) > threshold)
   counts = {"active_units": int(active.sum())}
   if len(model.latent_groups) > 1:
     counts.update({f"active_units_{name}": int(active[columns].sum())
                    for name, columns in model.latent_groups.items()})
   return counts
+
+
+def kl_per_layer(model, params, images, encoding: str, key, batch_size: int = 500) -> list:
+  """The mean over `images` of each stochastic layer's KL(q || p) in nats, for models whose
+  layers each have one (the SeRe-VAE: Apostolopoulou et al., Figure S8's no-collapse argument)."""
+  batch_size = min(batch_size, images.shape[0])
+  kls = _over_batches(model, "kl_per_layer", params, images, encoding, key, batch_size)
+  return [float(v) for v in np.asarray(jnp.mean(kls, 0))]
 
 
 def bits_per_dim(nll_nats: float, image_shape) -> float:

@@ -247,7 +247,7 @@ def create_train_state(run: Run, optimizer) -> TrainState:
                             jax.random.fold_in(init_key, 2))["params"]
     if pretrained is not None:
       params = _with_pretrained(run, params, pretrained, x, jax.random.fold_in(init_key, 4))
-    if getattr(run.model.prior, "from_data", False):
+    if getattr(getattr(run.model, "prior", None), "from_data", False):
       params = _with_data_pseudo_inputs(run, params, jax.random.fold_in(init_key, 5))
     validating = run.config.train.validate_every_epochs > 0
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
@@ -524,6 +524,10 @@ def test_metrics(run: Run, params, num_samples: int, key, active_unit_samples: i
       run.model, params, run.train_images[:num_images], run.dataset.encoding,
       jax.random.fold_in(key, 1), eval_config.active_unit_threshold, active_unit_samples))
   results["active_unit_images"] = num_images
+  if hasattr(run.model, "kl_per_layer"):
+    results["kl_per_layer"] = evaluate.kl_per_layer(
+        run.model, params, test_images, run.dataset.test_encoding, jax.random.fold_in(key, 2),
+        eval_config.batch_size)
   return results
 
 
@@ -536,6 +540,7 @@ def evaluate_test(run: Run, params, workdir: str, num_samples: int,
                          eval_config.active_unit_images)
   results["bits_per_dim"] = evaluate.bits_per_dim(results["nll"], run.dataset.image_shape)
   results["kl_bits"] = results["kl"] / math.log(2)  # E[KL(q(z|x) || p(z))] per image (VLAE 4.1)
+  results["num_params"] = sum(int(leaf.size) for leaf in jax.tree_util.tree_leaves(params))
   results.update(dataset=run.dataset.name, devices=f"{jax.device_count()}x {jax.devices()[0].device_kind}",
                  host=platform.node(), cpu_count=os.cpu_count(),
                  test_binarizations=(run.config.data.test_binarizations
@@ -556,7 +561,7 @@ def evaluate_test(run: Run, params, workdir: str, num_samples: int,
     decompressions = apply({"params": params}, originals, jax.random.fold_in(eval_key, 4),
                            method="decompress")
     image_grid.save_grid(os.path.join(workdir, "decompressions.png"), pairs(decompressions))
-  if isinstance(run.model.prior, priors.VampPrior):  # the learned pseudo-inputs (Fig. 4)
+  if isinstance(getattr(run.model, "prior", None), priors.VampPrior):  # the learned pseudo-inputs (Fig. 4)
     pseudo_inputs = run.model.apply({"params": params},
                                     method=lambda module: module.prior.pseudo_inputs())
     image_grid.save_grid(os.path.join(workdir, "pseudo_inputs.png"), pseudo_inputs[:n])

@@ -19,6 +19,23 @@ def _log1mexp(d):
                    jnp.log1p(-jnp.exp(-jnp.maximum(d, math.log(2.0)))))
 
 
+def log_prob_per_subpixel(value, loc, log_scale):
+  """log P(value) for each sub-pixel under Logistic(loc, exp(log_scale)) rounded to the grid of
+  255ths, the edge bins extended to +-inf (see DiscretizedLogistic)."""
+  inv_scale = jnp.exp(-log_scale)
+  centered = value - loc
+  lower = (centered - _HALF_BIN) * inv_scale
+  upper = (centered + _HALF_BIN) * inv_scale
+  interior = (jax.nn.log_sigmoid(upper) + jax.nn.log_sigmoid(-lower)
+              + _log1mexp(inv_scale / _MAX_PIXEL))
+  return jnp.where(value < _HALF_BIN, jax.nn.log_sigmoid(upper),
+                   jnp.where(value > 1 - _HALF_BIN, jax.nn.log_sigmoid(-lower), interior))
+
+
+def _round_to_grid(x):
+  return jnp.clip(jnp.round(x * _MAX_PIXEL) / _MAX_PIXEL, 0.0, 1.0)
+
+
 class DiscretizedLogistic(distrax.Distribution):
   """Logistic(loc, exp(log_scale)) rounded to the grid {k / 255}, event [..., H, W, C].
 
@@ -47,24 +64,95 @@ class DiscretizedLogistic(distrax.Distribution):
   def batch_shape(self):
     return self.loc.shape[:-3]
 
-  def _log_prob_per_subpixel(self, value):
-    inv_scale = jnp.exp(-self.log_scale)
-    centered = value - self.loc
-    lower = (centered - _HALF_BIN) * inv_scale
-    upper = (centered + _HALF_BIN) * inv_scale
-    interior = (jax.nn.log_sigmoid(upper) + jax.nn.log_sigmoid(-lower)
-                + _log1mexp(inv_scale / _MAX_PIXEL))
-    return jnp.where(value < _HALF_BIN, jax.nn.log_sigmoid(upper),
-                     jnp.where(value > 1 - _HALF_BIN, jax.nn.log_sigmoid(-lower), interior))
-
   def log_prob(self, value):
-    return jnp.sum(self._log_prob_per_subpixel(value), axis=(-3, -2, -1))
+    return jnp.sum(log_prob_per_subpixel(value, self.loc, self.log_scale), axis=(-3, -2, -1))
 
   def _sample_n(self, key, n):
     noise = jax.random.logistic(key, (n,) + self.loc.shape, self.loc.dtype)
-    x = self.loc + jnp.exp(self.log_scale) * noise
-    return jnp.clip(jnp.round(x * _MAX_PIXEL) / _MAX_PIXEL, 0.0, 1.0)
+    return _round_to_grid(self.loc + jnp.exp(self.log_scale) * noise)
 
   def mean(self):
     """loc clipped to [0, 1]: an approximation, as the discretized mean has no closed form."""
     return jnp.clip(self.loc, 0.0, 1.0)
+
+
+def mixture_params_per_pixel(channels: int, num_mixtures: int) -> int:
+  """Outputs per pixel of a DiscretizedLogisticMixture: a logit, C locations, C log-scales and
+  C (C - 1) / 2 channel coefficients per component."""
+  return num_mixtures * (1 + 2 * channels + channels * (channels - 1) // 2)
+
+
+class DiscretizedLogisticMixture(distrax.Distribution):
+  """PixelCNN++'s mixture of discretized logistics over the C channels of a pixel (Salimans et
+  al. 2017, Section 2.2), on the [0, 1] grid of DiscretizedLogistic; event [..., C].
+
+  In component k, channel c has location mu_kc + sum_{j<c} tanh(a_kcj) x_j: the channels of a pixel
+  depend on each other linearly, as in PixelCNN++ (red, then green given red, then blue). Each
+  component's channels are discretized logistics with the edge bins extended, so the 256^C
+  probabilities of a pixel sum to 1.
+  """
+
+  def __init__(self, params, channels: int):
+    """params [..., num_mixtures * (1 + 2 C + C (C - 1) / 2)], as a network outputs them."""
+    super().__init__()
+    num_mixtures = params.shape[-1] // mixture_params_per_pixel(channels, 1)
+    if params.shape[-1] != mixture_params_per_pixel(channels, num_mixtures):
+      raise ValueError(f"{params.shape[-1]} outputs per pixel do not make a mixture over "
+                       f"{channels} channels.")
+    self.channels = channels
+    self.logits = params[..., :num_mixtures]
+    rest = params[..., num_mixtures:].reshape(params.shape[:-1] + (num_mixtures, -1))
+    self.loc = rest[..., :channels]
+    self.log_scale = jnp.maximum(rest[..., channels:2 * channels], MIN_LOG_SCALE)
+    self.coefficients = jnp.tanh(rest[..., 2 * channels:])  # [..., K, C (C - 1) / 2]
+
+  @property
+  def event_shape(self):
+    return (self.channels,)
+
+  @property
+  def batch_shape(self):
+    return self.logits.shape[:-1]
+
+  def _coupled_loc(self, x, loc, coefficients):
+    """mu_c + sum_{j<c} a_cj x_j for every channel c; x broadcasts against loc [..., C]."""
+    shape = jnp.broadcast_shapes(loc.shape, x.shape)[:-1]
+    coupled, pair = [], 0
+    for c in range(self.channels):
+      shift = sum(coefficients[..., pair + j] * x[..., j] for j in range(c))
+      coupled.append(jnp.broadcast_to(loc[..., c] + shift, shape))
+      pair += c
+    return jnp.stack(coupled, -1)
+
+  def log_prob(self, value):
+    x = value[..., None, :]  # against every component
+    loc = self._coupled_loc(x, self.loc, self.coefficients)
+    per_component = jnp.sum(log_prob_per_subpixel(x, loc, self.log_scale), -1)
+    return jax.nn.logsumexp(jax.nn.log_softmax(self.logits) + per_component, -1)
+
+  def _component(self, index):
+    """Each pixel's parameters in component `index` [n, ...]."""
+    one_hot = jax.nn.one_hot(index, self.logits.shape[-1])[..., None]
+    pick = lambda a: jnp.sum(one_hot * a, -2)
+    return pick(self.loc), pick(self.log_scale), pick(self.coefficients)
+
+  def _sample_n(self, key, n):
+    component_key, noise_key = jax.random.split(key)
+    index = jax.random.categorical(component_key, self.logits, shape=(n,) + self.batch_shape)
+    loc, log_scale, coefficients = self._component(index)
+    noise = jax.random.logistic(noise_key, loc.shape, loc.dtype)
+    x = jnp.zeros_like(loc)
+    for c in range(self.channels):  # each channel given the ones drawn before it
+      centre = self._coupled_loc(x, loc, coefficients)[..., c]
+      x = x.at[..., c].set(_round_to_grid(centre + jnp.exp(log_scale[..., c]) * noise[..., c]))
+    return x
+
+  def mean(self):
+    """The mixture of the components' locations, each channel coupled to the means before it:
+    an approximation for display (the discretized mean has no closed form), clipped to [0, 1]."""
+    weights = jax.nn.softmax(self.logits)[..., None]
+    mean = jnp.zeros(self.batch_shape + (self.channels,))
+    for c in range(self.channels):
+      loc = self._coupled_loc(mean[..., None, :], self.loc, self.coefficients)[..., c]
+      mean = mean.at[..., c].set(jnp.sum(weights[..., 0] * loc, -1))
+    return jnp.clip(mean, 0.0, 1.0)

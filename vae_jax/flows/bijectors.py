@@ -68,3 +68,35 @@ def sigmoid_affine_coupling(conditioner: Callable, split_index: int, event_ndims
 
   return distrax.SplitCoupling(split_index=split_index, event_ndims=event_ndims,
                                conditioner=conditioner, bijector=inner, swap=swap)
+
+
+class LowRankAffine(distrax.Bijector):
+  """z = c + (diag(d) + u u^T) eps on vectors, with d > 0: the affine bijector of the
+  Self-Reflective VAE (Apostolopoulou et al., Section 3.1), whose c, d, u are functions of the
+  previous layer's latent code.
+
+  Parameters may carry batch axes [..., N]. The matrix determinant lemma gives
+  log|det| = sum_i log d_i + log(1 + u^T diag(d)^-1 u), and Sherman-Morrison the inverse: both
+  O(N), with no N x N matrix.
+  """
+
+  def __init__(self, shift, diag, u):
+    super().__init__(event_ndims_in=1)
+    self.shift, self.diag, self.u = shift, diag, u
+
+  def _log_det(self, x):
+    log_det = (jnp.sum(jnp.log(self.diag), -1)
+               + jnp.log1p(jnp.sum(jnp.square(self.u) / self.diag, -1)))
+    return jnp.broadcast_to(log_det, x.shape[:-1])
+
+  def forward_and_log_det(self, x):
+    z = self.shift + self.diag * x + self.u * jnp.sum(self.u * x, -1, keepdims=True)
+    return z, self._log_det(z)
+
+  def inverse_and_log_det(self, z):
+    y = (z - self.shift) / self.diag
+    u_over_d = self.u / self.diag
+    gain = jnp.sum(self.u * y, -1, keepdims=True) / (
+        1.0 + jnp.sum(self.u * u_over_d, -1, keepdims=True))
+    x = y - u_over_d * gain
+    return x, -self._log_det(x)

@@ -6,6 +6,7 @@ from vae_jax import flows, nets, priors
 from vae_jax.models import heads
 from vae_jax.models.hvae import HierarchicalVAE
 from vae_jax.models.resnet_vae import ResNetVAE
+from vae_jax.models import sere_vae
 from vae_jax.flows.autoregressive import IAF
 from vae_jax.models.vae import VAE
 from vae_jax.nets import conv, gated, iaf_resnet
@@ -13,14 +14,15 @@ from vae_jax.nets.dense import MLP
 
 ARCHITECTURES = ("dense", "conv", "resnet", "resnet_small", "pixel", "resnet_hvae", "resnet_cifar",
                  "iaf_resnet", "vlae", "resnet_vae", "gated_dense", "hvae", "conv_hvae",
-                 "pixel_hvae")
+                 "pixel_hvae", "sere")
 # The two-level models of Tomczak & Welling (2018): HVAE, ConvHVAE, PixelHVAE.
 _VAMPPRIOR_HVAES = ("hvae", "conv_hvae", "pixel_hvae")
 INFERENCE = ("bidirectional", "bottom_up")
 PRIORS = ("standard", "realnvp", "af", "mog", "vampprior", "vampprior_data")
 # Priors whose components are the model's posteriors of pseudo-inputs (Tomczak & Welling 2018).
 PSEUDO_INPUT_PRIORS = ("vampprior", "vampprior_data")
-LIKELIHOODS = ("bernoulli", "discretized_logistic")
+# discretized_logistic_mixture: PixelCNN++'s mixture, for the SeRe-VAE's CIFAR-10 model (4.2.1).
+LIKELIHOODS = ("bernoulli", "discretized_logistic", "discretized_logistic_mixture")
 FLOW_TYPES = ("full", "pure")
 POSTERIOR_FLOWS = ("realnvp", "iaf")
 # B.5: the CIFAR-10 latent is an 8 x 8 x C tensor.
@@ -109,6 +111,11 @@ def create_model(model_config, image_shape: Sequence[int]):
   image_shape = tuple(image_shape)
   if architecture == "resnet_vae":
     return _resnet_vae(model_config, image_shape)
+  if architecture == "sere":
+    return _sere_vae(model_config, image_shape)
+  if model_config.likelihood == "discretized_logistic_mixture":
+    raise ValueError("config.model.likelihood='discretized_logistic_mixture' is the SeRe-VAE's "
+                     "(architecture 'sere'); use 'discretized_logistic' here.")
   if model_config.prior in PSEUDO_INPUT_PRIORS and model_config.posterior_flow_depth:
     raise ValueError("The VampPrior's components are the Gaussian posteriors q(z|u_k): set "
                      "config.model.posterior_flow_depth=0.")
@@ -220,3 +227,37 @@ def _vampprior_hvae(model_config, image_shape):
                          prior=create_prior(model_config, image_shape), t_x=t_x, u_z2=u_z2, g=g,
                          t_z2=gated.GatedMLP(), latent_dim=latent,
                          min_logstd=model_config.min_logstd)
+
+
+def _sere_vae(model_config, image_shape):
+  """The Self-Reflective VAE (Apostolopoulou et al.) or its baselines: config.model.sere."""
+  sere = model_config.sere
+  for key, valid in (("network", sere_vae.NETWORKS), ("partition", sere_vae.PARTITIONS),
+                     ("bijector", sere_vae.BIJECTORS), ("posterior", sere_vae.POSTERIORS),
+                     ("encoder", sere_vae.ENCODERS)):
+    _choice(sere[key], valid, f"sere.{key}")
+  if model_config.likelihood not in sere_vae.PIXEL_LIKELIHOODS:
+    raise ValueError("The SeRe-VAE models pixels as Bernoulli or with a mixture of discretized "
+                     "logistics: set config.model.likelihood to 'bernoulli' or "
+                     "'discretized_logistic_mixture'.")
+  if model_config.prior != "standard" or model_config.posterior_flow_depth:
+    raise ValueError("The SeRe-VAE has its own hierarchical prior and posterior layers: set "
+                     "config.model.prior='standard' and config.model.posterior_flow_depth=0.")
+  if sere.network in ("resnet", "mlp") and sere.partition != "raster":
+    raise ValueError(f"config.model.sere.network={sere.network!r} generates raster blocks of "
+                     "pixels (4.1); patches go with network='conv' (4.2.1).")
+  if sere.network == "conv" and sere.partition != "patches":
+    raise ValueError("config.model.sere.network='conv' generates each patch from a latent map "
+                     "on the patch's grid (4.2.1): set config.model.sere.partition='patches'.")
+  if sere.network == "resnet" and (image_shape[0] % 4 or image_shape[1] % 4):
+    raise ValueError(f"The resnet SeRe-VAE encoder halves the image twice; {image_shape} does not "
+                     "divide by 4.")
+  sere_vae.block_partition(image_shape, sere.layers, sere.partition)  # checks the partition
+  return sere_vae.SelfReflectiveVAE(
+      image_shape=image_shape, num_layers=sere.layers, latent_dim=model_config.latent_dim,
+      network=sere.network, partition=sere.partition, width=sere.width,
+      encoder_width=sere.encoder_width, prior_feedback=sere.prior_feedback,
+      bijector=sere.bijector, bijector_feedback=sere.bijector_feedback,
+      data_coupling=sere.data_coupling, posterior=sere.posterior, encoder=sere.encoder,
+      min_prior_scale=sere.min_prior_scale, likelihood=model_config.likelihood,
+      num_mixtures=sere.num_mixtures, min_logstd=model_config.min_logstd)
