@@ -14,8 +14,6 @@ budget and settings.
 """
 import argparse
 import os
-import shlex
-import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,8 +22,8 @@ if ROOT not in sys.path:
 
 from vae_jax import iaf_vlae  # pylint: disable=wrong-import-position
 # pylint: disable-next=wrong-import-position
-from launch.runs import (archive, best_eval, cell_of, fmt, read_runs, render_runs,
-                         select_cells, workdir_name, write_command)
+from launch.runs import (add_archive_and_collect_parsers, archive, best_eval, cell_of, fmt,
+                         read_runs, render_runs, run_commands, select_cells, workdir_name)
 from vae_jax.metric_writer import write_text_atomically  # pylint: disable=wrong-import-position
 
 _FULL_TEST_SET = 10_000  # MNIST and CIFAR-10 test sets
@@ -133,25 +131,16 @@ def main(argv=None) -> int:
     p.add_argument("--cells", help="comma-separated cells (default: all)")
     if name == "run":
       p.add_argument("--dry_run", action="store_true")
-  p = sub.add_parser("archive")
-  p.add_argument("--runs_dir", required=True)
-  p.add_argument("--to", required=True)
-  p = sub.add_parser("collect")
-  p.add_argument("--runs_dir", required=True)
-  p.add_argument("--output_dir", default="results")
+  add_archive_and_collect_parsers(sub)
   args = parser.parse_args(argv)
   if args.action == "list":
     for cell, (table, row, column, _) in PAPERS[args.paper]().items():
       print(f"Table {table}\t{cell}\t{row} / {column}")
   elif args.action in ("commands", "run"):
-    for cell in select_cells(PAPERS[args.paper](), args.cells,
-                             f"python launch/iaf_vlae.py list {args.paper}"):
-      cmd = command(args.paper, cell, args.runs_dir, args.epochs)
-      print(shlex.join(cmd))
-      if args.action == "run" and not args.dry_run:
-        write_command(cmd)
-        if subprocess.run(cmd, cwd=ROOT, check=False).returncode:
-          return 1
+    cells = select_cells(PAPERS[args.paper](), args.cells,
+                         f"python launch/iaf_vlae.py list {args.paper}")
+    return run_commands([command(args.paper, cell, args.runs_dir, args.epochs) for cell in cells],
+                        args.action == "run" and not args.dry_run, ROOT)
   elif args.action == "archive":
     archive(args.runs_dir, args.to)
   else:

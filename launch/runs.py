@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 
 ARCHIVED_FILES = re.compile(r"config\.json|eval_test.*\.json|train_summary\.json|command\.txt|"
                             r"(samples|reconstructions|decompressions|pseudo_inputs)\.png")
@@ -112,3 +113,25 @@ def select_cells(cells, cells_flag, list_command: str) -> list[str]:
   if unknown:
     raise SystemExit(f"Unknown cells: {', '.join(unknown)}. See `{list_command}`.")
   return chosen
+
+
+def run_commands(commands, execute: bool, root: str) -> int:
+  """Prints each command; with `execute`, records it in its workdir (command.txt) and runs it from
+  `root`, stopping at the first that fails (exit status 1)."""
+  for cmd in commands:
+    print(shlex.join(cmd), flush=True)
+    if execute:
+      write_command(cmd)
+      if subprocess.run(cmd, cwd=root, check=False).returncode:
+        return 1
+  return 0
+
+
+def add_archive_and_collect_parsers(subparsers) -> None:
+  """The `archive --runs_dir --to` and `collect --runs_dir [--output_dir]` actions."""
+  p = subparsers.add_parser("archive")
+  p.add_argument("--runs_dir", required=True)
+  p.add_argument("--to", required=True)
+  p = subparsers.add_parser("collect")
+  p.add_argument("--runs_dir", required=True)
+  p.add_argument("--output_dir", default="results")

@@ -15,8 +15,6 @@ the three couplings on CIFAR-10 (Table 3), and each run's KL per layer (Figure S
 """
 import argparse
 import os
-import shlex
-import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,8 +23,8 @@ if ROOT not in sys.path:
 
 from vae_jax import serevae  # pylint: disable=wrong-import-position
 # pylint: disable-next=wrong-import-position
-from launch.runs import (archive, best_eval, cell_of, fmt, read_runs, render_runs, select_cells,
-                         workdir_name, write_command)
+from launch.runs import (add_archive_and_collect_parsers, archive, best_eval, cell_of, fmt,
+                         read_runs, render_runs, run_commands, select_cells, workdir_name)
 from vae_jax.metric_writer import write_text_atomically  # pylint: disable=wrong-import-position
 
 TABLES = (
@@ -116,24 +114,15 @@ def main(argv=None) -> int:
     p.add_argument("--runs_dir", required=True)
     p.add_argument("--epochs", type=int, help="reduced budget; part of the workdir name")
     p.add_argument("--cells", help="comma-separated cells (default: all)")
-  p = sub.add_parser("archive")
-  p.add_argument("--runs_dir", required=True)
-  p.add_argument("--to", required=True)
-  p = sub.add_parser("collect")
-  p.add_argument("--runs_dir", required=True)
-  p.add_argument("--output_dir", default="results")
+  add_archive_and_collect_parsers(sub)
   args = parser.parse_args(argv)
   if args.action == "list":
     for cell in serevae.cells():
       print(cell)
   elif args.action in ("commands", "run"):
-    for cell in select_cells(serevae.cells(), args.cells, "python launch/serevae.py list"):
-      cmd = command(cell, args.runs_dir, args.epochs)
-      print(shlex.join(cmd), flush=True)
-      if args.action == "run":
-        write_command(cmd)
-        if subprocess.run(cmd, cwd=ROOT, check=False).returncode:
-          return 1
+    cells = select_cells(serevae.cells(), args.cells, "python launch/serevae.py list")
+    return run_commands([command(cell, args.runs_dir, args.epochs) for cell in cells],
+                        args.action == "run", ROOT)
   elif args.action == "archive":
     archive(args.runs_dir, args.to)
   else:

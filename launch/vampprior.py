@@ -18,8 +18,6 @@ then every archived run with its budget and settings.
 import argparse
 import json
 import os
-import shlex
-import subprocess
 import sys
 import time
 
@@ -29,8 +27,8 @@ if ROOT not in sys.path:
 
 from vae_jax import vampprior  # pylint: disable=wrong-import-position
 # pylint: disable-next=wrong-import-position
-from launch.runs import (archive, best_eval, cell_of, fmt, read_runs, render_runs,
-                         select_cells, workdir_name, write_command)
+from launch.runs import (add_archive_and_collect_parsers, archive, best_eval, cell_of, fmt,
+                         read_runs, render_runs, run_commands, select_cells, workdir_name)
 # pylint: disable-next=wrong-import-position
 from vae_jax.metric_writer import write_json_atomically, write_text_atomically
 
@@ -187,24 +185,15 @@ def main(argv=None) -> int:
   p.add_argument("--steps", type=int, default=200)
   p.add_argument("--cell", default="static_mnist-vae-vampprior")
   p.add_argument("--output", required=True)
-  p = sub.add_parser("archive")
-  p.add_argument("--runs_dir", required=True)
-  p.add_argument("--to", required=True)
-  p = sub.add_parser("collect")
-  p.add_argument("--runs_dir", required=True)
-  p.add_argument("--output_dir", default="results")
+  add_archive_and_collect_parsers(sub)
   args = parser.parse_args(argv)
   if args.action == "list":
     for cell in vampprior.cells():
       print(cell)
   elif args.action in ("commands", "run"):
-    for cell in select_cells(vampprior.cells(), args.cells, "python launch/vampprior.py list"):
-      cmd = command(cell, args.runs_dir, args.epochs, args.warmup_epochs)
-      print(shlex.join(cmd))
-      if args.action == "run" and not args.dry_run:
-        write_command(cmd)
-        if subprocess.run(cmd, cwd=ROOT, check=False).returncode:
-          return 1
+    cells = select_cells(vampprior.cells(), args.cells, "python launch/vampprior.py list")
+    return run_commands([command(cell, args.runs_dir, args.epochs, args.warmup_epochs)
+                         for cell in cells], args.action == "run" and not args.dry_run, ROOT)
   elif args.action == "throughput":
     throughput([int(k) for k in args.components.split(",")], args.steps, args.output, args.cell)
   elif args.action == "archive":

@@ -310,3 +310,30 @@ def test_cifar_patch_model_gradients_and_samples():
   samples = model.apply({"params": params}, x, jax.random.PRNGKey(20), method="decompress")
   assert samples.shape == (2, 8, 8, 3)  # 8-bit values drawn block after block
   np.testing.assert_allclose(samples * 255, np.round(samples * 255), atol=1e-3)
+
+
+def test_launcher_collects_the_comparisons_and_the_kl_per_layer(tmp_path):
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  import json  # pylint: disable=import-outside-toplevel
+  from vae_jax import configuration  # pylint: disable=import-outside-toplevel
+  spec = importlib.util.spec_from_file_location(
+      "serevae_launch", __file__.replace("tests/test_sere_vae.py", "launch/serevae.py"))
+  launch = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(launch)
+  assert launch.command("mnist-mlp-sere", "runs", epochs=100)[-1] == "--config.train.num_epochs=100"
+  runs = tmp_path / "runs"
+  for name, nll in (("mnist-mlp-sere-100ep", 84.5), ("mnist-mlp-dlgm-100ep", 86.25)):
+    (runs / name).mkdir(parents=True)
+    config = serevae.config_for_cell(name.rsplit("-", 1)[0])
+    (runs / name / "config.json").write_text(configuration.to_json(config))
+    layers = {f"active_units_layer_{l}": 10 - l for l in range(1, 11)}
+    (runs / name / "eval_test.json").write_text(json.dumps(dict(
+        nll=nll, elbo=-nll - 3, kl=20.0, bits_per_dim=0.15, active_units=45, num_samples=1000,
+        num_points=10000, num_params=3_805_160, kl_per_layer=[2.0] * 10, **layers)))
+  launch.collect(str(runs), str(tmp_path))
+  text = (tmp_path / "serevae.md").read_text()
+  assert ("| SeRe-VAE, 10 layers x 10 latents | mnist-mlp-sere |  | 84.50 | -87.50 | 20.00 | "
+          "3,805,160 | 100 | 1000 | 10000 |") in text
+  assert "| DLGM (ResNet), widened encoders | mnist-resnet-dlgm |  |  |" in text  # not run: blank
+  assert "**mnist-mlp-dlgm-100ep** (sum 20.00 nats)" in text
+  assert "| active units | 9 | 8 | 7 | 6 | 5 | 4 | 3 | 2 | 1 | 0 |" in text
