@@ -143,16 +143,13 @@ def test_each_layer_depends_on_the_past_only_through_the_previous_latent_code():
   model, params = _model_and_params(x, num_layers=3, latent_dim=2)
   noise = jax.random.normal(jax.random.PRNGKey(7), (3, 2, 3, 2))
   layers = _layer_outputs(model, params, x, noise)
-  chain_params = params["chain"]  # each leaf stacked over layers by nn.scan
   features = model.apply({"params": params}, x, method=lambda m, x: m._features(x))  # pylint: disable=protected-access
   one = LatentLayer(model.network, model.width, model.latent_shape, model.prior_feedback,
                     model.bijector, model.bijector_feedback, model.posterior,
                     model.min_prior_scale, model.min_logstd)
   for l in range(1, 3):
-    single = jax.tree_util.tree_map(lambda a, l=l: a[l], chain_params)
-    z, out = one.apply({"params": single}, layers["z"][l - 1],
-                       (features[l], noise[l], jnp.array(False)))
-    np.testing.assert_allclose(z, layers["z"][l], rtol=1e-5, atol=1e-6)
+    out = one.apply({"params": params[f"layers_{l}"]}, layers["z"][l - 1], features[l], noise[l])
+    np.testing.assert_allclose(out["z"], layers["z"][l], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out["log_q"], layers["log_q"][l], rtol=1e-5, atol=1e-5)
 
 
@@ -180,7 +177,7 @@ def test_data_layer_l_reads_only_its_latent_code_and_the_previous_block(coupled)
 
   def per_layer_log_likelihood(z, blocks):
     def run(m, z, blocks):
-      data_params = m.data_layers(z, m._previous_blocks(blocks))  # pylint: disable=protected-access
+      data_params = m._data_params(z, blocks)  # pylint: disable=protected-access
       return jnp.sum(m._pixel_log_prob(data_params, blocks[:, None]), (1, 2, 3))  # pylint: disable=protected-access
     return model.apply({"params": params}, z, blocks, method=run)
 

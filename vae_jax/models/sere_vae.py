@@ -157,9 +157,9 @@ class ImageEncoder(nn.Module):
 
 
 class LatentLayer(nn.Module):
-  """One stochastic layer of the latent chain (scanned over layers): from z_{l-1} and the
-  layer's features of x, eps_l from the posterior (or, where `from_prior`, the prior) and
-  z_l = f_l(eps_l | z_{l-1}); also the per-unit log-densities and closed-form KL."""
+  """One stochastic layer of the latent chain: from z_{l-1} and the layer's features of x,
+  eps_l from the posterior (or, with `from_prior`, the prior) and z_l = f_l(eps_l | z_{l-1});
+  also the per-unit log-densities, scales and closed-form KL."""
   network: str
   width: int
   latent_shape: Sequence[int]
@@ -171,11 +171,13 @@ class LatentLayer(nn.Module):
   min_logstd: float
 
   @nn.compact
-  def __call__(self, z_previous, inputs):
-    features, noise, from_prior = inputs
+  def __call__(self, z_previous, features, noise, from_prior: bool = False):
     shape = tuple(self.latent_shape)
     if self.prior_feedback:
-      loc_p, raw_scale = LatentHead(shape, 2, kernel_init=nn.initializers.zeros, name="prior_head")(
+      # Zero-initialised heads (here and in the bijector): every layer starts at N(0, 1) and the
+      # identity map, so the chain of L layers does not start by amplifying itself.
+      loc_p, raw_scale = LatentHead(shape, 2, kernel_init=nn.initializers.zeros,
+                                    name="prior_head")(
           Trunk(self.network, self.width, name="prior")(z_previous))
       log_scale_p = jnp.maximum(raw_scale, self.min_logstd)
       if self.min_prior_scale:  # Section 4.2.1: sigma(z) bounded below (by 1 on CIFAR-10)
@@ -195,15 +197,13 @@ class LatentLayer(nn.Module):
       loc_q = (loc_p * jnp.exp(2 * (log_scale_q - log_scale_p))
                + loc_x * jnp.exp(2 * (log_scale_q - log_scale_x)))
     log_scale_q = jnp.maximum(log_scale_q, self.min_logstd)
-    loc, log_scale = (jnp.where(from_prior, loc_p, loc_q),
-                      jnp.where(from_prior, log_scale_p, log_scale_q))
+    loc, log_scale = (loc_p, log_scale_p) if from_prior else (loc_q, log_scale_q)
     eps = loc + jnp.exp(log_scale) * noise
-    outputs = {"eps": eps, "log_scale_q": log_scale_q, "log_scale_p": log_scale_p,
-               "log_q": _gaussian_unit_log_prob(eps, loc_q, log_scale_q),
-               "log_p": _gaussian_unit_log_prob(eps, loc_p, log_scale_p),
-               "kl": gaussian_kl(loc_q, log_scale_q, loc_p, log_scale_p)}
     z = eps if self.bijector == "none" else self.affine(z_previous).forward(eps)
-    return z, dict(outputs, z=z)
+    return {"eps": eps, "z": z, "log_scale_q": log_scale_q, "log_scale_p": log_scale_p,
+            "log_q": _gaussian_unit_log_prob(eps, loc_q, log_scale_q),
+            "log_p": _gaussian_unit_log_prob(eps, loc_p, log_scale_p),
+            "kl": gaussian_kl(loc_q, log_scale_q, loc_p, log_scale_p)}
 
   def affine(self, z_previous):
     """f_l as a distrax bijector on flattened latents: c + (diag(d) + u u^T) eps, d > 0."""
@@ -302,27 +302,24 @@ class SelfReflectiveVAE(nn.Module):
 
   def setup(self):
     num_layers, latent_grid = self.num_layers, self.latent_shape[:-1]
+    # One module per layer, unrolled: a vmapped or scanned convolution runs orders of magnitude
+    # slower on XLA:CPU (batched-kernel convolutions, convolutions in while loops), and block l
+    # is then sampled from its own data layer alone.
     if self.encoder == "independent":  # Section 4.1.1: independent deterministic encoders
-      self.encoders = nn.vmap(ImageEncoder, variable_axes={"params": 0},
-                              split_rngs={"params": True}, in_axes=None, out_axes=0,
-                              axis_size=num_layers)(self.network, self.encoder_width,
-                                                    latent_grid)
+      self.encoders = [ImageEncoder(self.network, self.encoder_width, latent_grid)
+                       for _ in range(num_layers)]
     else:  # ladder: one bottom-up pass; the top generative layer reads the deepest features
       self.bottom = ImageEncoder(self.network, self.encoder_width, latent_grid)
-      self.ups = [Trunk(self.network, self.encoder_width, name=f"up_{l}")
-                  for l in range(num_layers - 1)]
-    self.chain = nn.scan(LatentLayer, variable_axes={"params": 0}, split_rngs={"params": True},
-                         in_axes=0, out_axes=0, length=num_layers)(
-                             self.network, self.width, self.latent_shape, self.prior_feedback,
-                             self.bijector, self.bijector_feedback, self.posterior,
-                             self.min_prior_scale, self.min_logstd)
+      self.ups = [Trunk(self.network, self.encoder_width) for _ in range(num_layers - 1)]
+    self.layers = [LatentLayer(self.network, self.width, self.latent_shape, self.prior_feedback,
+                               self.bijector, self.bijector_feedback, self.posterior,
+                               self.min_prior_scale, self.min_logstd)
+                   for _ in range(num_layers)]
     params_per_pixel = (self.channels if self.likelihood == "bernoulli"
                         else mixture_params_per_pixel(self.channels, self.num_mixtures))
-    self.data_layers = nn.vmap(DataLayer, variable_axes={"params": 0},
-                               split_rngs={"params": True}, in_axes=(0, 0), out_axes=0,
-                               axis_size=num_layers)(
-                                   self.network, self.width, self.blocks[0].shape[1:],
-                                   params_per_pixel, self.data_coupling)
+    self.data_layers = [DataLayer(self.network, self.width, self.blocks[0].shape[1:],
+                                  params_per_pixel, self.data_coupling)
+                        for _ in range(num_layers)]
 
   # --- blocks --------------------------------------------------------------------------------
   def _to_blocks(self, x):
@@ -340,11 +337,11 @@ class SelfReflectiveVAE(nn.Module):
     return flat[:, np.flatnonzero(mask.reshape(-1))[inverse]].reshape(
         (blocks.shape[1],) + tuple(self.image_shape))
 
-  def _previous_blocks(self, blocks):
-    """x_{l-1} for every layer l (zeros for the first, or everywhere without data coupling)."""
-    if not self.data_coupling:
-      return jnp.zeros_like(blocks)
-    return jnp.concatenate([jnp.zeros_like(blocks[:1]), blocks[:-1]], 0)
+  def _data_params(self, z, blocks):
+    """[L, S, B, *block, P]: each block's likelihood parameters given z_l and x_{l-1} (zeros for
+    the first block; the data layers ignore it without data coupling)."""
+    previous = [jnp.zeros_like(blocks[0])] + [blocks[l - 1] for l in range(1, self.num_layers)]
+    return jnp.stack([layer(z[l], previous[l]) for l, layer in enumerate(self.data_layers)])
 
   # --- likelihood of a block's pixels ----------------------------------------------------------
   def _pixel_log_prob(self, params, x):
@@ -370,19 +367,21 @@ class SelfReflectiveVAE(nn.Module):
 
   # --- the latent chain ----------------------------------------------------------------------
   def _features(self, x):
-    """[L, B, ...]: what each posterior layer reads of x."""
+    """What each posterior layer reads of x, one entry per layer."""
     if self.encoder == "independent":
-      return self.encoders(x)
+      return [encoder(x) for encoder in self.encoders]
     h = [self.bottom(x)]
     for up in self.ups:
       h.append(up(h[-1]))
-    return jnp.stack(h[::-1], 0)
+    return h[::-1]
 
   def _chain(self, features, noise, from_prior: bool = False):
-    """Runs the L layers: dict of [L, S, B, *latent] arrays (eps, z, log_q, log_p, kl)."""
-    z_0 = jnp.zeros(noise.shape[1:])
-    flags = jnp.full((self.num_layers,), from_prior)
-    return self.chain(z_0, (features, noise, flags))[1]
+    """Runs the L layers: dict of [L, S, B, *latent] arrays (eps, z, log_q, log_p, kl, scales)."""
+    z, outputs = jnp.zeros(noise.shape[1:]), []
+    for l, layer in enumerate(self.layers):
+      outputs.append(layer(z, features[l], noise[l], from_prior))
+      z = outputs[-1]["z"]
+    return {k: jnp.stack([o[k] for o in outputs]) for k in outputs[0]}
 
   def _noise(self, key, num_samples: int, batch: int):
     return jax.random.normal(key, (self.num_layers, num_samples, batch) + self.latent_shape)
@@ -400,7 +399,7 @@ class SelfReflectiveVAE(nn.Module):
     under q(eps_l | z_{l-1}, x) (or, `from_prior`, under p(eps_l | z_{l-1}))."""
     blocks = self._to_blocks(x)
     layers = self._chain(self._features(x), noise, from_prior)
-    params = self.data_layers(layers["z"], self._previous_blocks(blocks))
+    params = self._data_params(layers["z"], blocks)
     units = tuple(range(2, 3 + len(self.latent_shape)))
     log_q, log_p = self._per_unit(layers["log_q"]), self._per_unit(layers["log_p"])
     eps = self._per_unit(layers["eps"])
@@ -426,15 +425,14 @@ class SelfReflectiveVAE(nn.Module):
   def _draw_blocks(self, z, key, blocks=None):
     """x_l ~ p(x_l | z_l, x_{l-1}) block after block, each given the drawn (or, where `blocks`
     is given, the true) previous one: (drawn blocks, per-pixel means), [L, B, *block, C]."""
-    shape = (self.num_layers, z.shape[2]) + self.blocks[0].shape[1:] + (self.channels,)
-    drawn = jnp.zeros(shape) if blocks is None else blocks
-    means = jnp.zeros(shape)
-    for l in range(self.num_layers):  # the data layers of all blocks, one block kept per pass
-      params = self.data_layers(z, self._previous_blocks(drawn))[l, 0]
-      means = means.at[l].set(self._pixel_mean(params))
-      if blocks is None:
-        drawn = drawn.at[l].set(self._pixel_sample(params, jax.random.fold_in(key, l)))
-    return drawn, means
+    previous = jnp.zeros((z.shape[2],) + self.blocks[0].shape[1:] + (self.channels,))
+    drawn, means = [], []
+    for l, layer in enumerate(self.data_layers):
+      params = layer(z[l], previous)[0]
+      means.append(self._pixel_mean(params))
+      drawn.append(self._pixel_sample(params, jax.random.fold_in(key, l)))
+      previous = drawn[-1] if blocks is None else blocks[l]
+    return jnp.stack(drawn), jnp.stack(means)
 
   def generate(self, key, n: int):
     """Per-pixel means of p(x_l | z_l, x_{l-1}) for z drawn from the prior and each x_{l-1}
