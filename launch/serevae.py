@@ -76,7 +76,8 @@ def render_tables(runs: dict) -> str:
           continue
         value = fmt(r[metric], 4 if metric == "bits_per_dim" else 2)
         lines.append(f"| {label} | {cell} |  | {value} | {fmt(r['elbo'])} | {fmt(r['kl'])} | "
-                     f"{r.get('num_params', ''):,} | {epochs} | {r['num_samples']} | "
+                     f"{format(r['num_params'], ',') if 'num_params' in r else ''} | {epochs} | "
+                     f"{r['num_samples']} | "
                      f"{r['num_points']} |")
   lines += ["", "## KL per layer at the end of training (Figure S8)", "",
             "KL(q(eps_l | z_{l-1}, x) || p(eps_l | z_{l-1})) in nats, in closed form at one "

@@ -19,7 +19,7 @@ last, independent deterministic encoders, the affine bijector c + (diag(d) + u u
 posterior layers with ds <= 1 and mu, sigma shared with the prior, residual data layers, one
 importance sample in training and 1,000 for the test NLL; on CIFAR-10 16 layers of (8,8,2)
 latents over 8x8x3 patches, the mixture of discretized logistics, the unit lower bound on the
-prior scale, and KL annealing from 0.2 to 1 over the first half of training.
+prior scale, and KL annealing from 0.2 to 1 over the first half of training (Table 3's caption).
 
 Ours, because the paper's supplement (architectures, hyper-parameters) is not in our text:
   - Networks: MLPs of two leaky-ReLU layers; 256 units for each layer's encoder of x (it reads all
@@ -29,8 +29,15 @@ Ours, because the paper's supplement (architectures, hyper-parameters) is not in
     of 64 channels, the encoders down to the 8x8 latent grid.
   - The posterior residual reads x only (ds(x), dmu(x)) as Section 3.4.2 writes it; the data
     layer's residual reads x_{l-1} and z_l (Section 3.1.3 of the review version: delta(x, z)).
-  - Layer 1 sees z_0 = 0: its prior and bijector are learned constants. The DLGM has
-    p(eps_l) = N(0, I), q(eps_l | x) and the same bijectors and data layers.
+    Data layer l reads z_l, as Section 3.1 describes it ("the latent codes z_l are passed to the
+    [layer] generating x_l"); our text's Eq. 3 prints z_{l-1} there.
+  - Layer 1 sees z_0 = 0: its prior and bijector are learned constants.
+  - The DLGM: p(eps_l) = N(0, I) and a plain Gaussian q(eps_l | x) = N(mu(x), sigma(x)) (with no
+    prior to correct, the residual form and its ds <= 1 do not apply); the same bijectors,
+    which still read z_{l-1} (the DLGM's top-down map of Rezende et al. 2014), and the same data
+    layers. So its posterior layers lack exactly the z_{l-1} inputs that the SeRe-VAE's get from
+    the bijective layers, which is what 4.1.1's widened encoders "compensate for".
+  - KL annealing 0.2 -> 1 over the first half on MNIST too (the paper states it for CIFAR-10).
   - The ladder VAE: one bottom-up pass (an encoder of x, then a dense layer pair per layer; the
     top generative layer reads the deepest features), precision-weighted posteriors (Sonderby et
     al. 2016), no bijector (z_l = eps_l), the same prior and data layers; like the DLGM, its

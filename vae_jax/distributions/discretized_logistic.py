@@ -148,11 +148,11 @@ class DiscretizedLogisticMixture(distrax.Distribution):
     return x
 
   def mean(self):
-    """The mixture of the components' locations, each channel coupled to the means before it:
-    an approximation for display (the discretized mean has no closed form), clipped to [0, 1]."""
-    weights = jax.nn.softmax(self.logits)[..., None]
-    mean = jnp.zeros(self.batch_shape + (self.channels,))
+    """The mean of the continuous mixture, each component's channels coupled to that
+    component's own means of the channels before them, clipped to [0, 1]: an approximation for
+    display (the discretization and the clipping are ignored)."""
+    means = jnp.zeros(self.loc.shape)  # [..., K, C]
     for c in range(self.channels):
-      loc = self._coupled_loc(mean[..., None, :], self.loc, self.coefficients)[..., c]
-      mean = mean.at[..., c].set(jnp.sum(weights[..., 0] * loc, -1))
-    return jnp.clip(mean, 0.0, 1.0)
+      means = means.at[..., c].set(self._coupled_loc(means, self.loc, self.coefficients)[..., c])
+    weights = jax.nn.softmax(self.logits)[..., None]
+    return jnp.clip(jnp.sum(weights * means, -2), 0.0, 1.0)

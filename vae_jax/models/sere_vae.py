@@ -147,12 +147,15 @@ class ImageEncoder(nn.Module):
       shapes = ((height, width, 16), (height // 2, width // 2, 32), (height // 4, width // 4, 32))
       h = conv.ConvEncoder(shapes, residual=True, name="resnet")(x)
       return leaky_relu(nn.Dense(self.width, name="hidden_out")(h))
-    shapes, height = [], x.shape[-3]
-    while True:
-      shapes.append((height, height, self.width))
-      if height == self.latent_grid[0]:
+    (height, width), shapes = x.shape[-3:-1], []
+    while True:  # halve the image down to the latent grid
+      shapes.append((height, width, self.width))
+      if (height, width) == tuple(self.latent_grid) or height % 2 or width % 2:
         break
-      height //= 2
+      height, width = height // 2, width // 2
+    if (height, width) != tuple(self.latent_grid):
+      raise ValueError(f"The conv encoder halves {x.shape[-3:-1]} images, which never gives the "
+                       f"{tuple(self.latent_grid)} latent grid of the patches.")
     return conv.ConvEncoder(tuple(shapes), residual=True, flatten=False, name="resnet")(x)
 
 
@@ -172,49 +175,77 @@ class LatentLayer(nn.Module):
 
   @nn.compact
   def __call__(self, z_previous, features, noise, from_prior: bool = False):
+    """eps_l = loc + scale * noise from q (or, with `from_prior`, from p, where `features` may be
+    None and only eps and z are returned), z_l = f_l(eps_l | z_{l-1}), and per unit: log q,
+    log p, their scales and the closed-form KL."""
+    loc_p, log_scale_p = self._prior(z_previous)
+    if from_prior:
+      eps = loc_p + jnp.exp(log_scale_p) * noise
+      return {"eps": eps, "z": self._code(z_previous, eps)}
+    loc_q, log_scale_q = self._posterior(loc_p, log_scale_p, features)
+    eps = loc_q + jnp.exp(log_scale_q) * noise
+    return {"eps": eps, "z": self._code(z_previous, eps),
+            "log_scale_q": log_scale_q, "log_scale_p": log_scale_p,
+            "log_q": _gaussian_unit_log_prob(eps, loc_q, log_scale_q),
+            "log_p": _gaussian_unit_log_prob(eps, loc_p, log_scale_p),
+            "kl": gaussian_kl(loc_q, log_scale_q, loc_p, log_scale_p)}
+
+  def _prior(self, z_previous):
+    """p(eps_l | z_{l-1}) = N(mu(z), sigma(z)), or N(0, I) without prior feedback."""
+    if not self.prior_feedback:
+      return jnp.zeros(z_previous.shape), jnp.zeros(z_previous.shape)
+    # A zero-initialised head (as the bijector's c and d): every layer starts at N(0, 1), or
+    # N(0, (1 + m)^2) with the lower bound m, so the L-layer chain does not start by amplifying
+    # itself (at lr 1e-3 it diverged within 5 steps from a random head).
+    loc, raw_scale = LatentHead(tuple(self.latent_shape), 2, kernel_init=nn.initializers.zeros,
+                                name="prior_head")(
+                                    Trunk(self.network, self.width, name="prior")(z_previous))
+    log_scale = jnp.maximum(raw_scale, self.min_logstd)
+    if self.min_prior_scale:  # Section 4.2.1: sigma(z) = m + exp(raw) >= m (m = 1 on CIFAR-10)
+      log_scale = jnp.logaddexp(math.log(self.min_prior_scale), log_scale)
+    return loc, log_scale
+
+  def _posterior(self, loc_p, log_scale_p, features):
+    """q(eps_l | z_{l-1}, x): residual to the prior (3.4.2), or precision-weighted with it
+    (ladder VAE); without prior feedback there is no prior to correct: N(mu(x), sigma(x))."""
     shape = tuple(self.latent_shape)
-    if self.prior_feedback:
-      # Zero-initialised heads (here and in the bijector): every layer starts at N(0, 1) and the
-      # identity map, so the chain of L layers does not start by amplifying itself.
-      loc_p, raw_scale = LatentHead(shape, 2, kernel_init=nn.initializers.zeros,
-                                    name="prior_head")(
-          Trunk(self.network, self.width, name="prior")(z_previous))
-      log_scale_p = jnp.maximum(raw_scale, self.min_logstd)
-      if self.min_prior_scale:  # Section 4.2.1: sigma(z) bounded below (by 1 on CIFAR-10)
-        log_scale_p = jnp.logaddexp(math.log(self.min_prior_scale), log_scale_p)
-    else:
-      loc_p = log_scale_p = jnp.zeros(z_previous.shape)
-    if self.posterior == "residual":
-      # Section 3.4.2: q = N(mu(z) ds(x) + dmu(x), sigma(z) ds(x)) with ds(x) <= 1.
-      delta_loc, raw_delta = LatentHead(shape, 2, name="posterior_head")(features)
-      log_delta_scale = jax.nn.log_sigmoid(raw_delta)
-      loc_q = loc_p * jnp.exp(log_delta_scale) + delta_loc
-      log_scale_q = log_scale_p + log_delta_scale
-    else:  # ladder VAE: the precision-weighted mean of the prior and the bottom-up Gaussian
+    if self.posterior == "precision_weighted":
       loc_x, log_scale_x = LatentHead(shape, 2, name="posterior_head")(features)
       log_scale_x = jnp.maximum(log_scale_x, self.min_logstd)
       log_scale_q = -0.5 * jnp.logaddexp(-2 * log_scale_p, -2 * log_scale_x)
       loc_q = (loc_p * jnp.exp(2 * (log_scale_q - log_scale_p))
                + loc_x * jnp.exp(2 * (log_scale_q - log_scale_x)))
-    log_scale_q = jnp.maximum(log_scale_q, self.min_logstd)
-    loc, log_scale = (loc_p, log_scale_p) if from_prior else (loc_q, log_scale_q)
-    eps = loc + jnp.exp(log_scale) * noise
-    z = eps if self.bijector == "none" else self.affine(z_previous).forward(eps)
-    return {"eps": eps, "z": z, "log_scale_q": log_scale_q, "log_scale_p": log_scale_p,
-            "log_q": _gaussian_unit_log_prob(eps, loc_q, log_scale_q),
-            "log_p": _gaussian_unit_log_prob(eps, loc_p, log_scale_p),
-            "kl": gaussian_kl(loc_q, log_scale_q, loc_p, log_scale_p)}
+    elif self.prior_feedback:
+      # Section 3.4.2: q = N(mu(z) ds(x) + dmu(x), sigma(z) ds(x)) with ds(x) <= 1.
+      delta_loc, raw_delta = LatentHead(shape, 2, name="posterior_head")(features)
+      log_delta_scale = jax.nn.log_sigmoid(raw_delta)
+      loc_q = loc_p * jnp.exp(log_delta_scale) + delta_loc
+      log_scale_q = log_scale_p + log_delta_scale
+    else:
+      loc_q, log_scale_q = LatentHead(shape, 2, name="posterior_head")(features)
+    return loc_q, jnp.maximum(log_scale_q, self.min_logstd)
+
+  def _code(self, z_previous, eps):
+    """z_l = f_l(eps_l | z_{l-1}), or eps_l itself without a bijector."""
+    if self.bijector == "none":
+      return eps
+    return self.affine(z_previous).forward(eps)
 
   def affine(self, z_previous):
     """f_l as a distrax bijector on flattened latents: c + (diag(d) + u u^T) eps, d > 0."""
+    shape = tuple(self.latent_shape)
     context = z_previous if self.bijector_feedback else jnp.zeros_like(z_previous)
-    shift, raw_diag, u = LatentHead(
-        tuple(self.latent_shape), 3, kernel_init=nn.initializers.zeros, name="bijector_head")(
-                Trunk(self.network, self.width, name="bijector")(context))
+    h = Trunk(self.network, self.width, name="bijector")(context)
+    # c and d start at the identity map (zero head); u must not start at 0, where its gradient,
+    # through u (u^T eps), vanishes for good: a small random u instead.
+    shift, raw_diag = LatentHead(shape, 2, kernel_init=nn.initializers.zeros,
+                                 name="bijector_head")(h)
+    (u,) = LatentHead(shape, 1, kernel_init=nn.initializers.variance_scaling(
+        0.01, "fan_in", "truncated_normal"), bias_init=nn.initializers.normal(0.1),
+                      name="bijector_u_head")(h)
     diag = jax.nn.softplus(raw_diag + _SOFTPLUS_ONE) + _MIN_DIAG
-    return _FlatBijector(LowRankAffine(*(a.reshape(a.shape[:a.ndim - len(self.latent_shape)]
-                                                   + (-1,)) for a in (shift, diag, u))),
-                         tuple(self.latent_shape))
+    flat = lambda a: a.reshape(a.shape[:a.ndim - len(shape)] + (-1,))
+    return _FlatBijector(LowRankAffine(flat(shift), flat(diag), flat(u)), shape)
 
 
 class _FlatBijector:
@@ -359,8 +390,10 @@ class SelfReflectiveVAE(nn.Module):
       return jax.nn.sigmoid(params)
     return DiscretizedLogisticMixture(params, self.channels).mean()
 
-  def _log_likelihood(self, params, blocks):
-    """sum_l log p(x_l | z_l, x_{l-1}): params [L, S, B, *block, P], blocks [L, B, *block, C]."""
+  def log_likelihood(self, z, blocks):
+    """[S, B]: sum_l log p(x_l | z_l, x_{l-1}) for codes z [L, S, B, *latent] and blocks
+    [L, B, *block, C]."""
+    params = self._data_params(z, blocks)
     mask = jnp.asarray(self.blocks[1], params.dtype)[:, None, None]
     per_pixel = self._pixel_log_prob(params, blocks[:, None]) * mask
     return jnp.sum(per_pixel, tuple(i for i in range(per_pixel.ndim) if i not in (1, 2)))
@@ -376,10 +409,11 @@ class SelfReflectiveVAE(nn.Module):
     return h[::-1]
 
   def _chain(self, features, noise, from_prior: bool = False):
-    """Runs the L layers: dict of [L, S, B, *latent] arrays (eps, z, log_q, log_p, kl, scales)."""
+    """Runs the L layers: dict of [L, S, B, *latent] arrays (eps, z, log_q, log_p, kl, scales;
+    only eps and z `from_prior`, where `features` may be None)."""
     z, outputs = jnp.zeros(noise.shape[1:]), []
     for l, layer in enumerate(self.layers):
-      outputs.append(layer(z, features[l], noise[l], from_prior))
+      outputs.append(layer(z, None if features is None else features[l], noise[l], from_prior))
       z = outputs[-1]["z"]
     return {k: jnp.stack([o[k] for o in outputs]) for k in outputs[0]}
 
@@ -394,16 +428,15 @@ class SelfReflectiveVAE(nn.Module):
     del deterministic
     return self.log_weights_at(x, self._noise(key, num_samples, x.shape[0]))
 
-  def log_weights_at(self, x, noise, from_prior: bool = False) -> LogWeights:
-    """The parts of log w with eps_l = loc + scale * noise_l, noise [L, S, B, *latent], drawn
-    under q(eps_l | z_{l-1}, x) (or, `from_prior`, under p(eps_l | z_{l-1}))."""
+  def log_weights_at(self, x, noise) -> LogWeights:
+    """The parts of log w at eps_l = loc + scale * noise_l from q(eps_l | z_{l-1}, x), for noise
+    [L, S, B, *latent]."""
     blocks = self._to_blocks(x)
-    layers = self._chain(self._features(x), noise, from_prior)
-    params = self._data_params(layers["z"], blocks)
+    layers = self._chain(self._features(x), noise)
     units = tuple(range(2, 3 + len(self.latent_shape)))
     log_q, log_p = self._per_unit(layers["log_q"]), self._per_unit(layers["log_p"])
     eps = self._per_unit(layers["eps"])
-    return LogWeights(log_likelihood=self._log_likelihood(params, blocks),
+    return LogWeights(log_likelihood=self.log_likelihood(layers["z"], blocks),
                       log_prior=jnp.sum(log_p, units), log_posterior=jnp.sum(log_q, units),
                       z=eps.reshape(eps.shape[:2] + (-1,)), kl_per_unit=log_q - log_p)
 
@@ -438,8 +471,7 @@ class SelfReflectiveVAE(nn.Module):
     """Per-pixel means of p(x_l | z_l, x_{l-1}) for z drawn from the prior and each x_{l-1}
     drawn before it."""
     chain_key, image_key = jax.random.split(key)
-    features = self._features(jnp.zeros((n,) + tuple(self.image_shape)))
-    z = self._chain(features, self._noise(chain_key, 1, n), from_prior=True)["z"]
+    z = self._chain(None, self._noise(chain_key, 1, n), from_prior=True)["z"]
     return self._to_images(self._draw_blocks(z, image_key)[1])
 
   def reconstruct(self, x, key):
