@@ -22,8 +22,9 @@ if ROOT not in sys.path:
 
 from vae_jax import iaf_vlae  # pylint: disable=wrong-import-position
 # pylint: disable-next=wrong-import-position
-from launch.runs import (add_archive_and_collect_parsers, archive, best_eval, cell_of, fmt,
-                         read_runs, render_runs, run_commands, select_cells, workdir_name)
+from launch.runs import (add_archive_and_collect_parsers, add_cell_parsers, archive, best_eval,
+                         cell_of, fmt, read_runs, render_runs, run_commands, select_cells,
+                         workdir_name)
 from vae_jax.metric_writer import write_text_atomically  # pylint: disable=wrong-import-position
 
 _FULL_TEST_SET = 10_000  # MNIST and CIFAR-10 test sets
@@ -123,14 +124,7 @@ def main(argv=None) -> int:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest="action", required=True)
   sub.add_parser("list").add_argument("paper", choices=PAPERS)
-  for name in ("commands", "run"):
-    p = sub.add_parser(name)
-    p.add_argument("paper", choices=PAPERS)
-    p.add_argument("--runs_dir", required=True)
-    p.add_argument("--epochs", type=int, help="reduced budget; part of the workdir name")
-    p.add_argument("--cells", help="comma-separated cells (default: all)")
-    if name == "run":
-      p.add_argument("--dry_run", action="store_true")
+  add_cell_parsers(sub, lambda p: p.add_argument("paper", choices=PAPERS))
   add_archive_and_collect_parsers(sub)
   args = parser.parse_args(argv)
   if args.action == "list":

@@ -127,6 +127,20 @@ def run_commands(commands, execute: bool, root: str) -> int:
   return 0
 
 
+def add_cell_parsers(subparsers, configure=None) -> None:
+  """The `commands` and `run` actions: --runs_dir, --epochs (a reduced budget, part of the
+  workdir name) and --cells; `run` also --dry_run. `configure(parser)` adds a launcher's own."""
+  for name in ("commands", "run"):
+    p = subparsers.add_parser(name)
+    if configure is not None:
+      configure(p)
+    p.add_argument("--runs_dir", required=True)
+    p.add_argument("--epochs", type=int, help="reduced budget; part of the workdir name")
+    p.add_argument("--cells", help="comma-separated cells (default: all)")
+    if name == "run":
+      p.add_argument("--dry_run", action="store_true")
+
+
 def add_archive_and_collect_parsers(subparsers) -> None:
   """The `archive --runs_dir --to` and `collect --runs_dir [--output_dir]` actions."""
   p = subparsers.add_parser("archive")

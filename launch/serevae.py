@@ -23,8 +23,9 @@ if ROOT not in sys.path:
 
 from vae_jax import serevae  # pylint: disable=wrong-import-position
 # pylint: disable-next=wrong-import-position
-from launch.runs import (add_archive_and_collect_parsers, archive, best_eval, cell_of, fmt,
-                         read_runs, render_runs, run_commands, select_cells, workdir_name)
+from launch.runs import (add_archive_and_collect_parsers, add_cell_parsers, archive, best_eval,
+                         cell_of, fmt, read_runs, render_runs, run_commands, select_cells,
+                         workdir_name)
 from vae_jax.metric_writer import write_text_atomically  # pylint: disable=wrong-import-position
 
 TABLES = (
@@ -110,11 +111,7 @@ def main(argv=None) -> int:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest="action", required=True)
   sub.add_parser("list")
-  for name in ("commands", "run"):
-    p = sub.add_parser(name)
-    p.add_argument("--runs_dir", required=True)
-    p.add_argument("--epochs", type=int, help="reduced budget; part of the workdir name")
-    p.add_argument("--cells", help="comma-separated cells (default: all)")
+  add_cell_parsers(sub)
   add_archive_and_collect_parsers(sub)
   args = parser.parse_args(argv)
   if args.action == "list":
@@ -123,7 +120,7 @@ def main(argv=None) -> int:
   elif args.action in ("commands", "run"):
     cells = select_cells(serevae.cells(), args.cells, "python launch/serevae.py list")
     return run_commands([command(cell, args.runs_dir, args.epochs) for cell in cells],
-                        args.action == "run", ROOT)
+                        args.action == "run" and not args.dry_run, ROOT)
   elif args.action == "archive":
     archive(args.runs_dir, args.to)
   else:

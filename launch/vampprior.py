@@ -27,8 +27,9 @@ if ROOT not in sys.path:
 
 from vae_jax import vampprior  # pylint: disable=wrong-import-position
 # pylint: disable-next=wrong-import-position
-from launch.runs import (add_archive_and_collect_parsers, archive, best_eval, cell_of, fmt,
-                         read_runs, render_runs, run_commands, select_cells, workdir_name)
+from launch.runs import (add_archive_and_collect_parsers, add_cell_parsers, archive, best_eval,
+                         cell_of, fmt, read_runs, render_runs, run_commands, select_cells,
+                         workdir_name)
 # pylint: disable-next=wrong-import-position
 from vae_jax.metric_writer import write_json_atomically, write_text_atomically
 
@@ -172,14 +173,8 @@ def main(argv=None) -> int:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest="action", required=True)
   sub.add_parser("list")
-  for name in ("commands", "run"):
-    p = sub.add_parser(name)
-    p.add_argument("--runs_dir", required=True)
-    p.add_argument("--epochs", type=int, help="reduced budget; part of the workdir name")
-    p.add_argument("--warmup_epochs", type=int, help="KL warm-up of a reduced budget")
-    p.add_argument("--cells", help="comma-separated cells (default: all)")
-    if name == "run":
-      p.add_argument("--dry_run", action="store_true")
+  add_cell_parsers(sub, lambda p: p.add_argument(
+      "--warmup_epochs", type=int, help="KL warm-up of a reduced budget"))
   p = sub.add_parser("throughput")
   p.add_argument("--components", default="1,50,500")
   p.add_argument("--steps", type=int, default=200)

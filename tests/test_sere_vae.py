@@ -138,12 +138,12 @@ def test_every_bijector_parameter_learns_from_the_real_initialisation():
   """u enters z through u (u^T eps), so at u = 0 its gradient vanishes for good: the initial
   parameters must give c, d and u of every layer, including the first (z_0 = 0), a gradient."""
   x = _binary_images(20, 4, (6, 5, 1))
-  model = SelfReflectiveVAE(image_shape=(6, 5, 1), num_layers=3, latent_dim=2, width=8,
+  model = SelfReflectiveVAE(image_shape=(6, 5, 1), num_layers=2, latent_dim=2, width=8,
                             encoder_width=8)
   params = jax.jit(model.init)(jax.random.PRNGKey(21), x, jax.random.PRNGKey(22))["params"]
   loss = lambda p: -jnp.mean(model.apply({"params": p}, x, jax.random.PRNGKey(23)).log_likelihood)
-  grads = jax.grad(loss)(params)
-  for l in range(3):
+  grads = jax.jit(jax.grad(loss))(params)
+  for l in range(2):
     for head in ("bijector_head", "bijector_u_head"):
       bias = grads[f"layers_{l}"][head]["linear"]["bias"]
       assert np.all(np.abs(np.asarray(bias)) > 0), (l, head)
@@ -158,7 +158,7 @@ def test_p_of_x_sums_to_one_and_the_posterior_integral_recovers_it(variant):
   images = jnp.array([[(i >> b) & 1 for b in range(4)] for i in range(16)], jnp.float32)
   images = images.reshape(16, 2, 2, 1)
   model, params = _model_and_params(images, latent_dim=1, scale=0.2, **VARIANTS[variant])
-  axis = jnp.linspace(-12.0, 12.0, 401)
+  axis = jnp.linspace(-12.0, 12.0, 301)
   n1, n2 = jnp.meshgrid(axis, axis, indexing="ij")
   log_weights = (-0.5 * (n1 ** 2 + n2 ** 2) - math.log(2 * math.pi)
                  + 2 * jnp.log(axis[1] - axis[0])).reshape(-1, 1)
@@ -319,12 +319,12 @@ def test_config_errors_name_the_fix():
 def test_training_run_writes_the_per_layer_kl_and_active_units(tmp_path):
   config = tiny_config("standard")
   config.model.architecture, config.model.latent_dim = "sere", 2
-  config.model.sere.update(layers=3, width=16, encoder_width=16)
+  config.model.sere.update(layers=2, width=16, encoder_width=16)
   config.train.update(num_epochs=1, kl_warmup_start=0.2, kl_warmup_fraction=0.5, l2_weight=0.0)
   config.eval.update(active_unit_samples=10, num_images=4)
   results = train.train_and_evaluate(config, str(tmp_path))
-  assert len(results["kl_per_layer"]) == 3 and all(v >= 0 for v in results["kl_per_layer"])
-  assert {f"active_units_layer_{l}" for l in range(1, 4)} <= set(results)
+  assert len(results["kl_per_layer"]) == 2 and all(v >= 0 for v in results["kl_per_layer"])
+  assert {"active_units_layer_1", "active_units_layer_2"} <= set(results)
   assert np.isfinite(results["nll"]) and results["nll"] <= -results["elbo"] + 1e-3
   assert (tmp_path / "samples.png").exists() and (tmp_path / "reconstructions.png").exists()
 
