@@ -25,7 +25,9 @@ setuptools.setup(
         "matplotlib>=3.11,<4",  # histograms, curves and heatmaps of vae_jax.analyze
     ],
     extras_require={
-        "test": ["pytest>=9,<10"],
+        # pytest-xdist runs the suite on every core (-n auto): most of its time is XLA compiling
+        # small programs one thread at a time.
+        "test": ["pytest>=9,<10", "pytest-xdist>=3.5,<4"],
         # TFDS needs TensorFlow to decompress and prepare datasets; nothing else does. TFDS 4.9
         # imports importlib_resources without declaring it (tensorflow/datasets#11212).
         "tfds": ["tensorflow-cpu>=2.21,<3", "importlib_resources>=7,<8"],

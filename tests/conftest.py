@@ -9,6 +9,10 @@ import tempfile
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="vae_jax_xla_cache_"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# The tests' models are tiny, so LLVM's optimisation of each compiled program costs more than it
+# saves: without it the suite ran 15-20% faster on 2 cores. The results differ from the
+# optimised programs' only by float rounding (fusion changes the order of sums).
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
 import pytest  # pylint: disable=wrong-import-position
 

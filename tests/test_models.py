@@ -67,11 +67,11 @@ def test_convolutional_realnvp_is_exact():
   x = jax.random.normal(jax.random.PRNGKey(6), (3, 2, 2, 4)) + 0.3
   module = flows.RealNVP(2, coupling_hidden=8, event_ndims=3)
   params = _perturb(module.init(jax.random.PRNGKey(7), x), jax.random.PRNGKey(8), scale=0.1)
-  bijector = module.apply(params, x)
-  y, log_det = bijector.forward_and_log_det(x)
-  np.testing.assert_allclose(bijector.inverse(y), x, rtol=1e-4, atol=1e-4)
-  flat = lambda v: bijector.forward(v.reshape((1,) + x.shape[1:])).reshape(-1)
-  jacobians = jax.vmap(jax.jacfwd(flat))(x.reshape(3, -1))
+  bijector = lambda: module.apply(params, x)
+  y, log_det = jax.jit(lambda v: bijector().forward_and_log_det(v))(x)
+  np.testing.assert_allclose(jax.jit(lambda v: bijector().inverse(v))(y), x, rtol=1e-4, atol=1e-4)
+  flat = lambda v: bijector().forward(v.reshape((1,) + x.shape[1:])).reshape(-1)
+  jacobians = jax.jit(jax.vmap(jax.jacfwd(flat)))(x.reshape(3, -1))
   np.testing.assert_allclose(log_det, jnp.linalg.slogdet(jacobians)[1], rtol=1e-4, atol=1e-4)
 
 
@@ -122,7 +122,7 @@ def test_gaussian_posterior_of_latent_tensor_has_tensor_event():
   gaussian = DiagonalGaussian(jnp.zeros((5, 8, 8, 3)), jnp.zeros((5, 8, 8, 3)), event_ndims=3)
   assert gaussian.log_prob(jnp.zeros((5, 8, 8, 3))).shape == (5,)
   np.testing.assert_allclose(gaussian.log_prob(jnp.zeros((8, 8, 3))),
-                             -0.5 * np.log(2 * np.pi) * 192, rtol=1e-6)
+                             -0.5 * np.log(2 * np.pi) * 192, rtol=1e-5)  # float32 sum of 192
 
 
 @pytest.mark.parametrize("cell,image_shape,num_latent", [

@@ -63,17 +63,28 @@ def device_memory_bytes() -> int:
 
 def sample_chunk_for_memory(model, params, x, num_samples: int, memory_bytes: float) -> int:
   """The largest divisor of `num_samples` whose chunk of samples for the points `x` needs at most
-  `memory_bytes` of temporaries (1 if none does). The need is a + b * chunk, fitted to XLA's
-  memory analysis of two small chunks."""
+  `memory_bytes` of temporaries by XLA's memory analysis (1 if none does).
+
+  A straight line a + b * chunk through two small chunks gives the first guess; XLA's need is not
+  exactly linear (fusion and layout choices change with the chunk), so the guess is then checked
+  by compiling it and moved one divisor at a time until the next one up no longer fits."""
   def temp_bytes(chunk):
     estimate = jax.jit(make_bound_estimator(model, chunk, chunk))
     compiled = estimate.lower(params, x, jax.random.PRNGKey(0)).compile()
     return compiled.memory_analysis().temp_size_in_bytes
+
+  divisors = [c for c in range(1, num_samples + 1) if num_samples % c == 0]
   small, large = temp_bytes(4), temp_bytes(8)
   per_sample = max((large - small) / 4, 1.0)
   fixed = small - 4 * per_sample
-  return max(c for c in range(1, num_samples + 1)
-             if num_samples % c == 0 and (c == 1 or fixed + c * per_sample <= memory_bytes))
+  i = max(i for i, c in enumerate(divisors) if i == 0 or fixed + c * per_sample <= memory_bytes)
+  if temp_bytes(divisors[i]) <= memory_bytes:
+    while i + 1 < len(divisors) and temp_bytes(divisors[i + 1]) <= memory_bytes:
+      i += 1
+  else:
+    while i > 0 and temp_bytes(divisors[i]) > memory_bytes:
+      i -= 1
+  return divisors[i]
 
 
 class DatasetEvaluator:
