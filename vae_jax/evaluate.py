@@ -67,7 +67,9 @@ def sample_chunk_for_memory(model, params, x, num_samples: int, memory_bytes: fl
 
   A straight line a + b * chunk through two small chunks gives the first guess; XLA's need is not
   exactly linear (fusion and layout choices change with the chunk), so the guess is then checked
-  by compiling it and moved one divisor at a time until the next one up no longer fits."""
+  by compiling it (each chunk compiled once) and moved one divisor at a time: down while it does
+  not fit, then up while the next one does."""
+  @functools.cache
   def temp_bytes(chunk):
     estimate = jax.jit(make_bound_estimator(model, chunk, chunk))
     compiled = estimate.lower(params, x, jax.random.PRNGKey(0)).compile()
@@ -77,13 +79,12 @@ def sample_chunk_for_memory(model, params, x, num_samples: int, memory_bytes: fl
   small, large = temp_bytes(4), temp_bytes(8)
   per_sample = max((large - small) / 4, 1.0)
   fixed = small - 4 * per_sample
+  fits = lambda i: temp_bytes(divisors[i]) <= memory_bytes
   i = max(i for i, c in enumerate(divisors) if i == 0 or fixed + c * per_sample <= memory_bytes)
-  if temp_bytes(divisors[i]) <= memory_bytes:
-    while i + 1 < len(divisors) and temp_bytes(divisors[i + 1]) <= memory_bytes:
-      i += 1
-  else:
-    while i > 0 and temp_bytes(divisors[i]) > memory_bytes:
-      i -= 1
+  while i > 0 and not fits(i):
+    i -= 1
+  while i + 1 < len(divisors) and fits(i + 1):
+    i += 1
   return divisors[i]
 
 

@@ -464,16 +464,16 @@ class SelfReflectiveVAE(nn.Module):
     eps = self._chain(self._features(x), self._noise(key, num_samples, x.shape[0]))["eps"]
     return jnp.moveaxis(jnp.mean(eps, 1), 0, 1).reshape(x.shape[0], -1)
 
-  def _draw_blocks(self, z, key, blocks=None):
-    """x_l ~ p(x_l | z_l, x_{l-1}) block after block, each given the drawn (or, where `blocks`
-    is given, the true) previous one: (drawn blocks, per-pixel means), [L, B, *block, C]."""
+  def _draw_blocks(self, z, key):
+    """x_l ~ p(x_l | z_l, x_{l-1}) block after block, each given the drawn previous one:
+    (drawn blocks, per-pixel means), [L, B, *block, C]."""
     previous = jnp.zeros((z.shape[2],) + self.blocks[0].shape[1:] + (self.channels,))
     drawn, means = [], []
     for l, layer in enumerate(self.data_layers):
       params = layer(z[l], previous)[0]
       means.append(self._pixel_mean(params))
       drawn.append(self._pixel_sample(params, jax.random.fold_in(key, l)))
-      previous = drawn[-1] if blocks is None else blocks[l]
+      previous = drawn[-1]
     return jnp.stack(drawn), jnp.stack(means)
 
   def generate(self, key, n: int):
@@ -486,9 +486,11 @@ class SelfReflectiveVAE(nn.Module):
   def reconstruct(self, x, key):
     """Per-pixel means of each block given the posterior means of the chain and the true
     previous block."""
+    del key  # deterministic: posterior means and the true blocks
     layers = self._chain(self._features(x), jnp.zeros((self.num_layers, 1, x.shape[0])
                                                       + self.latent_shape))
-    return self._to_images(self._draw_blocks(layers["z"], key, self._to_blocks(x))[1])
+    params = self._data_params(layers["z"], self._to_blocks(x))[:, 0]
+    return self._to_images(self._pixel_mean(params))
 
   def decompress(self, x, key):
     """x' ~ p(x | z) with z ~ q(z | x), block after block."""
