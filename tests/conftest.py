@@ -14,6 +14,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # optimised programs' only by float rounding (fusion changes the order of sums).
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
+import jax  # pylint: disable=wrong-import-position
 import pytest  # pylint: disable=wrong-import-position
 
 from vae_jax import configuration  # pylint: disable=wrong-import-position
@@ -44,8 +45,24 @@ def config():
   return tiny_config()
 
 
+@pytest.fixture
+def float64():
+  """JAX in float64 for one test, so that exactness checks (inverses, log-dets against autodiff
+  Jacobians) are sharp: float32 rounding, amplified by an ill-conditioned flow, is not."""
+  with jax.enable_x64(True):
+    yield
+
+
 def pytest_configure(config):
   config.addinivalue_line("markers", "slow: longer tests, run with VAE_JAX_SLOW_TESTS=1")
+  # A deprecation that our own code triggers (JAX, Flax, NumPy... name the calling module) fails
+  # the suite, so that it is fixed before the next release removes the API.
+  config.addinivalue_line("filterwarnings", r"error::DeprecationWarning:vae_jax(\.|$)")
+  config.addinivalue_line("filterwarnings", r"error::FutureWarning:vae_jax(\.|$)")
+  # Upstream, not ours (README, "Tested versions"): TFP's JAX substrate, which distrax imports,
+  # reads jax.core.pytype_aval_mappings when it is imported.
+  config.addinivalue_line(
+      "filterwarnings", "ignore:jax.core.pytype_aval_mappings is deprecated:DeprecationWarning")
 
 
 def pytest_collection_modifyitems(config, items):

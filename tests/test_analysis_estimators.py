@@ -80,15 +80,20 @@ class LinearGaussian:
     x = z @ self.w.T + self.b + NOISE * rng.normal(size=(n, DATA))
     return x.reshape(n, 1, 1, DATA).astype(np.float32)
 
+  # The closed forms below are float64 NumPy, independent of the JAX code under test: inputs are
+  # converted first, so that a JAX array passed in never turns them into JAX computations.
   def log_marginal(self, x):
+    x = np.asarray(x, np.float64)
     cov = self.w @ self.w.T + NOISE**2 * np.eye(DATA)
     return stats.multivariate_normal(self.b, cov).logpdf(x.reshape(-1, DATA))
 
   def posterior(self, x):
     """The encoder's q(z|x) = N(m, diag(v))."""
+    x = np.asarray(x, np.float64)
     return (x.reshape(-1, DATA) - self.b) @ self.a.T, np.exp(2 * self.log_std)
 
   def elbo_parts(self, x):
+    x = np.asarray(x, np.float64)
     m, v = self.posterior(x)
     residual = x.reshape(-1, DATA) - m @ self.w.T - self.b
     recons = (-0.5 * DATA * np.log(2 * np.pi * NOISE**2)

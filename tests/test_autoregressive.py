@@ -22,8 +22,8 @@ def _jacobian(fn, x):
   return jax.jacfwd(lambda v: fn(v[None])[0])(x)
 
 
-@pytest.mark.parametrize("hidden,order", itertools.product(
-    [(), (8,), (16, 16)], [None, (3, 0, 4, 1, 2)]))
+@pytest.mark.parametrize("hidden,order", list(itertools.product(
+    [(), (8,), (16, 16)], [None, (3, 0, 4, 1, 2)])))
 def test_made_is_strictly_autoregressive_in_its_order(hidden, order):
   """For random weights, output d depends on input i only if i comes before d in the order:
   the Jacobian, rows and columns sorted by the order, is strictly lower-triangular. The last

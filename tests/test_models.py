@@ -43,6 +43,7 @@ def test_flow_posterior_density_matches_change_of_variables():
   np.testing.assert_allclose(log_q, expected, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.usefixtures("float64")
 @pytest.mark.parametrize("num_blocks", [1, 2, 3])
 def test_pure_realnvp_is_exact_and_alternates(num_blocks):
   """B.7's pure RealNVP (couplings only): exact log-det, and with two or more blocks both halves

@@ -39,6 +39,12 @@ class MetricWriter:
       self._jsonl.close()
       self._tensorboard.close()
 
+  def __enter__(self) -> "MetricWriter":
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self.close()
+
 
 def write_text_atomically(path: str, text: str) -> None:
   """Writes via a temporary file and rename, so a crash never leaves a half-written file."""

@@ -428,46 +428,47 @@ def train(run: Run, workdir: str) -> TrainState:
                                          run.config.eval.sample_chunk, run.config.eval.batch_size)
                if train_config.validate_every_epochs else None)
   step = int(state.step)
-  writer = MetricWriter(workdir, resume_step=step)
-  num_train = run.train_images.shape[0]
-  pending, interval_start, interval_step, rates = [], time.time(), step, []  # metric sums
-  order = epoch_order(order_key, step // run.steps_per_epoch, num_train)
-  # A run resumed at a validation point may already have run out of patience.
-  validation_interval = train_config.validate_every_epochs * run.steps_per_epoch
-  stop_early = (validator is not None and step > 0 and step % validation_interval == 0
-                and _patience_exhausted(run, state, step))
-  while step < run.total_steps and not stop_early:
-    num_steps = steps_to_next_stop(step, run)
-    state, metric_sums = train_steps(state, run.train_images, order, num_steps)
-    pending.append(metric_sums)
-    step += num_steps
-    epoch, epoch_done = divmod(step, run.steps_per_epoch)
-    if step % train_config.log_every_steps == 0 or step == run.total_steps:
-      _raise_if_nonfinite(state, checkpoint_manager, run)
-      means = {k: float(np.sum([m[k] for m in jax.device_get(pending)])) / (step - interval_step)
-               for k in pending[0]}
-      elapsed = time.time() - interval_start
-      rate = (step - interval_step) / elapsed
-      rates.append(rate)
-      means.update(steps_per_second=rate, images_per_second=rate * train_config.batch_size)
-      writer.write(step, "train", means)
-      logging.info("epoch %d/%g step %d/%d loss %.3f elbo %.3f steps/s %.1f ETA %s",
-                   epoch, train_config.num_epochs, step, run.total_steps, means["loss"],
-                   means["elbo"], rate, _duration((run.total_steps - step) / rate))
-      pending, interval_start, interval_step = [], time.time(), step
-    if epoch_done == 0:
-      if validator and (epoch % train_config.validate_every_epochs == 0 or step == run.total_steps):
-        state = _validate(run, state, validator, jax.random.fold_in(eval_key, step), writer)
-        stop_early = _patience_exhausted(run, state, step)
-      order = epoch_order(order_key, epoch, num_train)
-    if step % train_config.checkpoint_every_steps == 0 or step == run.total_steps:
+  # Closed on any exit: tensorboardX's writer thread must stop before the interpreter does.
+  with MetricWriter(workdir, resume_step=step) as writer:
+    num_train = run.train_images.shape[0]
+    pending, interval_start, interval_step, rates = [], time.time(), step, []  # metric sums
+    order = epoch_order(order_key, step // run.steps_per_epoch, num_train)
+    # A run resumed at a validation point may already have run out of patience.
+    validation_interval = train_config.validate_every_epochs * run.steps_per_epoch
+    stop_early = (validator is not None and step > 0 and step % validation_interval == 0
+                  and _patience_exhausted(run, state, step))
+    while step < run.total_steps and not stop_early:
+      num_steps = steps_to_next_stop(step, run)
+      state, metric_sums = train_steps(state, run.train_images, order, num_steps)
+      pending.append(metric_sums)
+      step += num_steps
+      epoch, epoch_done = divmod(step, run.steps_per_epoch)
+      if step % train_config.log_every_steps == 0 or step == run.total_steps:
+        _raise_if_nonfinite(state, checkpoint_manager, run)
+        means = {k: float(np.sum([m[k] for m in jax.device_get(pending)])) / (step - interval_step)
+                 for k in pending[0]}
+        elapsed = time.time() - interval_start
+        rate = (step - interval_step) / elapsed
+        rates.append(rate)
+        means.update(steps_per_second=rate, images_per_second=rate * train_config.batch_size)
+        writer.write(step, "train", means)
+        logging.info("epoch %d/%g step %d/%d loss %.3f elbo %.3f steps/s %.1f ETA %s",
+                     epoch, train_config.num_epochs, step, run.total_steps, means["loss"],
+                     means["elbo"], rate, _duration((run.total_steps - step) / rate))
+        pending, interval_start, interval_step = [], time.time(), step
+      if epoch_done == 0:
+        if validator and (epoch % train_config.validate_every_epochs == 0
+                          or step == run.total_steps):
+          state = _validate(run, state, validator, jax.random.fold_in(eval_key, step), writer)
+          stop_early = _patience_exhausted(run, state, step)
+        order = epoch_order(order_key, epoch, num_train)
+      if step % train_config.checkpoint_every_steps == 0 or step == run.total_steps:
+        _raise_if_nonfinite(state, checkpoint_manager, run)
+        checkpoints.save(checkpoint_manager, step, state)
+    if checkpoint_manager.latest_step() != step:  # stopped early
       _raise_if_nonfinite(state, checkpoint_manager, run)
       checkpoints.save(checkpoint_manager, step, state)
-  if checkpoint_manager.latest_step() != step:  # stopped early
-    _raise_if_nonfinite(state, checkpoint_manager, run)
-    checkpoints.save(checkpoint_manager, step, state)
-  checkpoint_manager.wait_until_finished()
-  writer.close()
+    checkpoint_manager.wait_until_finished()
   # The first interval includes compilation; report the steady state.
   steady = rates[1:] or rates
   if steady:
