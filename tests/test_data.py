@@ -1,12 +1,14 @@
 """Tests of vae_jax.data loading: parsers on small files in the real formats, splits, binarization,
 source selection, and (where available) the real offline data and TFDS."""
 import gzip
+import hashlib
 import logging
 import os
 import pathlib
 import pickle
 import re
 import struct
+import subprocess
 import sys
 
 import ml_collections
@@ -509,13 +511,41 @@ def test_real_omniglot():
 # --- TFDS ---------------------------------------------------------------------------------------
 
 
-def test_tfds_mnist_from_manual_dir_equals_local_files(tmp_path):
+# Runs Python with TensorFlow hidden, as on a machine where it is not installed: TFDS asks
+# importlib whether it exists, so the path finder answers 'no' (sys.modules['tensorflow'] = None
+# is not enough: TFDS takes a key there for an imported TensorFlow).
+_WITHOUT_TENSORFLOW = """
+import importlib.machinery, sys
+
+class _PathFinderWithoutTensorFlow(importlib.machinery.PathFinder):
+  @classmethod
+  def find_spec(cls, name, path=None, target=None):
+    if name.partition('.')[0] == 'tensorflow':
+      return None
+    return super().find_spec(name, path, target)
+
+sys.meta_path[:] = [_PathFinderWithoutTensorFlow if f is importlib.machinery.PathFinder else f
+                    for f in sys.meta_path]
+"""
+
+
+def run_without_tensorflow(code: str) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, "-c", _WITHOUT_TENSORFLOW + code], capture_output=True,
+                        text=True, timeout=300, check=False)
+
+
+def test_tfds_mnist_prepared_offline_equals_local_files_and_reads_without_tensorflow(tmp_path):
+  """Prepared from the official files with no network (TensorFlow needed), then read back: the
+  same images as the local parser's, and the same array again from a process that cannot import
+  TensorFlow."""
   pytest.importorskip("tensorflow", reason="TensorFlow is optional (pip install 'vae_jax[tfds]')")
   config = real_data_config("mnist", source="tfds", tfds_data_dir=str(tmp_path),
                             tfds_manual_dir=str(SHARED_DATA / "mnist"), test_binarizations=1)
-  dataset = data.load(config)  # Prepares TFDS mnist from the manual files, offline.
+  dataset = data.load(config)
   check_contract(dataset)
   assert dataset.train.shape == (60000, 28, 28, 1) and dataset.test.shape == (10000, 28, 28, 1)
+  # vae_jax prepares in ArrayRecord, the format that reads without TensorFlow.
+  assert list(tmp_path.glob("mnist/*/mnist-train.array_record-*"))
 
   # The raw splits (no binarization); the prepared copy in tmp_path is reused.
   tfds_train, _, tfds_test = tfds_source.read("mnist", str(tmp_path), "")
@@ -525,8 +555,42 @@ def test_tfds_mnist_from_manual_dir_equals_local_files(tmp_path):
   assert as_sorted_bytes(tfds_train) == as_sorted_bytes(local_train)
   assert as_sorted_bytes(tfds_test) == as_sorted_bytes(local_test)
 
+  result = run_without_tensorflow(f"""
+import hashlib
+from vae_jax.data import tfds_source
+train, _, test = tfds_source.read('mnist', {str(tmp_path)!r}, '')
+assert 'tensorflow' not in sys.modules
+print(hashlib.sha256(train.tobytes() + test.tobytes()).hexdigest())
+""")
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.split()[-1] == hashlib.sha256(
+      tfds_train.tobytes() + tfds_test.tobytes()).hexdigest()
 
-def test_tfds_without_tensorflow_names_the_extra(monkeypatch):
-  monkeypatch.setitem(sys.modules, "tensorflow", None)  # `import tensorflow` now fails.
-  with pytest.raises(ImportError, match=r"pip install 'vae_jax\[tfds\]'"):
-    data.load(make_config(name="mnist", source="tfds"))
+
+def test_tfds_reads_a_tfrecord_preparation_through_tensorflow(tmp_path):
+  """A copy that tfds.load prepared earlier (TFRecord, its default) is read, not prepared again."""
+  tfds = pytest.importorskip("tensorflow_datasets")
+  pytest.importorskip("tensorflow", reason="TensorFlow is optional (pip install 'vae_jax[tfds]')")
+  real_data_config("mnist")  # skips without the offline files
+  tfds.builder("mnist", data_dir=str(tmp_path)).download_and_prepare(
+      file_format="tfrecord",
+      download_config=tfds.download.DownloadConfig(manual_dir=str(SHARED_DATA / "mnist"),
+                                                   try_download_gcs=False))
+  train, _, test = tfds_source.read("mnist", str(tmp_path), "")
+  _, _, local_test = local_files.read("mnist", str(SHARED_DATA))
+  assert train.shape == (60000, 28, 28, 1)
+  assert sorted(image.tobytes() for image in test) == sorted(image.tobytes() for image in local_test)
+  assert not list(tmp_path.glob("mnist/*/*.array_record-*"))
+
+
+def test_tfds_preparing_without_tensorflow_names_the_extra(tmp_path):
+  result = run_without_tensorflow(f"""
+from vae_jax.data import tfds_source
+try:
+  tfds_source.read('mnist', {str(tmp_path)!r}, '')
+except ImportError as e:
+  print(e)
+""")
+  assert result.returncode == 0, result.stderr
+  assert "preparing TFDS 'mnist'" in result.stdout
+  assert "pip install 'vae_jax[tfds]'" in result.stdout
