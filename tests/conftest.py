@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny config on the embedded digits, so training tests take seconds."""
 import os
 import tempfile
+import warnings
 
 # The tests build and compile the same small models many times over (every run jits its steps
 # anew, and subprocess tests start fresh processes); XLA's persistent compilation cache, in a new
@@ -13,6 +14,12 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # saves: without it the suite ran 15-20% faster on 2 cores. The results differ from the
 # optimised programs' only by float rounding (fusion changes the order of sums).
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+# TensorFlow (the TFDS tests, with the tfds extra) logs its CPU features at exit; errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Upstream, not ours (README, "Tested versions"): TFP's JAX substrate, which distrax imports,
+# reads jax.core.pytype_aval_mappings once, at import, which is here (before pytest's filters).
+warnings.filterwarnings("ignore", "jax.core.pytype_aval_mappings is deprecated", DeprecationWarning)
 
 import jax  # pylint: disable=wrong-import-position
 import pytest  # pylint: disable=wrong-import-position
@@ -59,10 +66,6 @@ def pytest_configure(config):
   # the suite, so that it is fixed before the next release removes the API.
   config.addinivalue_line("filterwarnings", r"error::DeprecationWarning:vae_jax(\.|$)")
   config.addinivalue_line("filterwarnings", r"error::FutureWarning:vae_jax(\.|$)")
-  # Upstream, not ours (README, "Tested versions"): TFP's JAX substrate, which distrax imports,
-  # reads jax.core.pytype_aval_mappings when it is imported.
-  config.addinivalue_line(
-      "filterwarnings", "ignore:jax.core.pytype_aval_mappings is deprecated:DeprecationWarning")
 
 
 def pytest_collection_modifyitems(config, items):
