@@ -110,8 +110,8 @@ def test_stack_rejects_bad_shapes(residual):
 
 
 def _zero_branch(params):
-  return {name: jax.tree_util.tree_map(jnp.zeros_like, value) if name.startswith("hidden_")
-          else value for name, value in params.items()}
+  """The block's parameters at initialisation's branch scale: zero, so it is its shortcut."""
+  return dict(params, branch_scale=np.zeros((), np.float32))
 
 
 @pytest.mark.parametrize("transpose", [False, True])
@@ -119,13 +119,25 @@ def test_residual_block_identity_shortcut(transpose):
   x = _normal((2, 14, 14, 8))
   block = conv.ResidualBlock(8, transpose=transpose)
   params = _random_params(block, x.shape)
-  assert set(params) == {"hidden_0", "hidden_1"}
+  assert set(params) == {"hidden_0", "hidden_1", "branch_scale"}
   np.testing.assert_array_equal(_apply(block, _zero_branch(params), x), x)
-  # Pre-activation: the branch is hidden_1(leaky_relu(hidden_0(leaky_relu(x)))).
+  # Pre-activation: the branch is hidden_1(leaky_relu(hidden_0(leaky_relu(x)))), scaled.
   layer = nn.ConvTranspose if transpose else nn.Conv
   conv_apply = lambda name, v: layer(8, (3, 3)).apply({"params": params[name]}, v)
   branch = conv_apply("hidden_1", conv.leaky_relu(conv_apply("hidden_0", conv.leaky_relu(x))))
-  np.testing.assert_allclose(_apply(block, params, x), x + branch, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(_apply(block, params, x), x + params["branch_scale"] * branch,
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_residual_block_starts_as_its_shortcut_with_a_random_branch():
+  """At initialisation the branch scale is zero and both branch kernels are random (a zero kernel
+  would take Adam's first, sign-sized step in unison: see ResidualBlock)."""
+  x = _normal((2, 14, 14, 8))
+  block = conv.ResidualBlock(8)
+  params = block.init(jax.random.PRNGKey(0), x)["params"]
+  assert params["branch_scale"] == 0
+  assert np.std(params["hidden_1"]["kernel"]) > 0.05
+  np.testing.assert_array_equal(_apply(block, params, x), x)
 
 
 def test_residual_block_strided_shortcuts():

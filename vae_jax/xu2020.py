@@ -23,7 +23,7 @@ Tokens (exactly one architecture, one flow placement and one dataset; the rest o
 
 Where the paper is silent, our choices (each also noted where it is implemented):
   - leaky ReLU slope 0.2 (nets/dense.py); resnet blocks in pre-activation form without
-    normalization, the last convolution of each branch initialised at zero (nets/conv.py);
+    normalization, each branch scaled by a learned scalar that starts at zero (nets/conv.py);
   - PixelVAE: PixelCNN++-style shifted convolutions on x with the decoder features entering every
     gated residual block, so each pixel sees all of h(z) and only the pixels before it
     (nets/pixelcnn.py);
