@@ -4,9 +4,10 @@
 # the lock file, the quickstart, the test suite). Prints one line per step; results/README.md
 # ("Fresh installs on current JAX") records its output.
 #   bash launch/fresh_install.sh [WORK_DIR]   (default: a new temporary folder)
-# Put WORK_DIR beside shared/ (e.g. /work/fresh) so that the data tests find ../shared/data.
+# The data tests read $VAE_JAX_DATA_DIR, by default this repository's ../shared/data.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
+export VAE_JAX_DATA_DIR="${VAE_JAX_DATA_DIR:-$(cd "$repo/.." && pwd)/shared/data}"
 source "$repo/.ci/pythons.sh"
 work="${1:-$(mktemp -d)}"
 for version in "${TESTED_PYTHONS[@]}"; do

@@ -3,8 +3,9 @@
   python -m vae_jax.benchmark --output=results/benchmarks/cpu-2core.json
   python -m vae_jax.benchmark --render   # results/benchmarks.md from results/benchmarks/*.json
 
-For each model family of Xu et al. (2020) (DenseVAE, ConvVAE, ResnetVAE, PixelVAE; Appendix B.2)
-with the standard and the RealNVP (K=20) prior, at the paper's batch size on MNIST, it measures:
+For each model family of Xu et al. (2020) (DenseVAE, ConvVAE, ResnetVAE, PixelVAE on MNIST,
+Appendix B.2, with the RealNVP prior's K=20; the CIFAR-10 ResnetVAE of B.5 with K=50) with the
+standard and the RealNVP prior, at the paper's batch size, it measures:
   - compile time of the training call that vae_jax.main runs (its first call less a steady one);
   - training images/s (steady state; config.train.steps_per_call steps per call, or
     --steps_per_call);
@@ -31,8 +32,18 @@ from vae_jax import evaluate, parallel, train, xu2020
 from vae_jax.data import batching
 from vae_jax.metric_writer import write_json_atomically, write_text_atomically
 
-FAMILIES = {"DenseVAE": "dense", "ConvVAE": "conv", "ResnetVAE": "resnet", "PixelVAE": "pixel"}
-PRIORS = {"standard": "standard", "realnvp": "rnvp_prior,K=20"}  # name -> xu2020 cell tokens
+# family -> (xu2020 architecture token, dataset token, K of its RealNVP prior)
+FAMILIES = {"DenseVAE": ("dense", "mnist", 20), "ConvVAE": ("conv", "mnist", 20),
+            "ResnetVAE": ("resnet", "mnist", 20), "PixelVAE": ("pixel", "mnist", 20),
+            "CifarResnetVAE": ("resnet", "cifar10", 50)}
+PRIORS = ("standard", "realnvp")
+
+
+def family_cell(family: str, prior: str) -> str:
+  """The xu2020 cell of a family with the standard or its RealNVP prior."""
+  architecture, dataset, depth = FAMILIES[family]
+  flow = "standard" if prior == "standard" else f"rnvp_prior,K={depth}"
+  return f"{architecture},{flow},{dataset}"
 
 
 def matmul_peak(size: int, seconds: float) -> dict:
@@ -172,7 +183,7 @@ def run_benchmarks(families, priors, seconds: float, is_images: int, is_samples:
   rows = []
   for family in families:
     for prior in priors:
-      cell = f"{FAMILIES[family]},{PRIORS[prior]},mnist"
+      cell = family_cell(family, prior)
       row = benchmark_cell(cell, seconds, is_images, is_samples, sample_chunk,
                            peak["peak_flops_per_second"], batch_size, steps_per_call,
                            eval_batch_size)
@@ -191,7 +202,7 @@ def render(paths) -> str:
   lines = ["# Benchmarks", "",
            "Written by `python -m vae_jax.benchmark --render` from `results/benchmarks/*.json`; "
            "each JSON holds the command that produced it. Training: the jitted training call of "
-           "`vae_jax.main` at the paper's batch size on MNIST; FLOPs per step from XLA's cost "
+           "`vae_jax.main` at the paper's batch size (MNIST; CifarResnetVAE: CIFAR-10); FLOPs per step from XLA's cost "
            "analysis; peak: the fastest float32 matmul measured in the same process. IS: "
            "importance samples/s of the test-set evaluation; forward: one-sample log weights "
            "at the training batch.", ""]
