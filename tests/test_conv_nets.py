@@ -181,3 +181,38 @@ def test_l2_naming_rule(residual):
   assert len(penalized) == (2 * num_layers if residual else num_layers) + 1  # + hidden_dense
   # Residual: a shortcut in blocks 0, 2, 4, 5 of q and 0, 1, 3 of p, where the shape changes.
   assert len(shortcuts) == (7 if residual else 0)
+
+
+@pytest.mark.parametrize("kernel_size,strides", [(3, 2), (1, 2), (3, 1)])
+def test_conv_transpose_equals_flax_in_parameters_and_outputs(kernel_size, strides):
+  x = _normal((2, 7, 6, 5))
+  ours = conv.ConvTranspose(4, kernel_size, strides)
+  flax_layer = nn.ConvTranspose(4, (kernel_size, kernel_size), strides=(strides, strides),
+                                padding="SAME")
+  params = ours.init(jax.random.PRNGKey(0), x)
+  reference = flax_layer.init(jax.random.PRNGKey(0), x)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, params, reference)
+  params = _random_params(ours, x.shape)  # a random bias too
+  np.testing.assert_allclose(_apply(ours, params, x), _apply(flax_layer, params, x),
+                             rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.usefixtures("float64")
+@pytest.mark.parametrize("kernel_size,shape", [(3, (2, 5, 4, 3)), (1, (2, 4, 4, 3)),
+                                               (3, (1, 8, 8, 6))])
+def test_strided_conv_transpose_gradients_equal_autodiff(kernel_size, shape):
+  """Its custom VJP (the kernel gradient through the adjoint strided convolution) against JAX's
+  own derivative of lax.conv_transpose, in float64."""
+  rng = np.random.default_rng(kernel_size + shape[1])
+  x = rng.standard_normal(shape)
+  kernel = rng.standard_normal((kernel_size, kernel_size, shape[-1], 4))
+  dy = rng.standard_normal((shape[0], 2 * shape[1], 2 * shape[2], 4))
+  reference = lambda x, k: jax.lax.conv_transpose(x, k, (2, 2), "SAME",
+                                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  ours = lambda x, k: conv.strided_conv_transpose(x, k, 2)
+  out, ours_vjp = jax.vjp(ours, x, kernel)
+  expected, reference_vjp = jax.vjp(reference, x, kernel)
+  assert out.dtype == jnp.float64
+  np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+  for got, want in zip(ours_vjp(dy), reference_vjp(dy)):
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)

@@ -149,6 +149,31 @@ def test_every_architecture_builds_with_the_papers_shapes(cell, image_shape, num
   assert ("posterior_flow" in params) == ("posterior" in cell or "both" in cell)
 
 
+def test_width_scales_the_cifar10_channels_but_not_the_latent():
+  """width=0.25: B.5's 96/192/256 channels become 24/48/64 in the encoder and decoder, the
+  couplings' 64 become 16; the latent stays 8x8x32. Elsewhere the token is refused."""
+  config = xu2020.config_for_cell("resnet,rnvp_prior,K=2,cifar10,width=0.25")
+  assert xu2020.canonical("width=0.25,cifar10,resnet,rnvp_prior,K=2") == (
+      "resnet,rnvp_prior,K=2,width=0.25,cifar10")
+  configuration.validate(config, 1)
+  model = create_model(config.model, (32, 32, 3))
+  x = jnp.zeros((2, 32, 32, 3))
+  params = jax.eval_shape(lambda: _init(model, x))
+  channels = lambda tree: {leaf.shape[-1] for path, leaf in
+                           jax.tree_util.tree_flatten_with_path(tree)[0]
+                           if getattr(path[-1], "key", "") == "kernel" and leaf.ndim == 4}
+  assert channels(params["encoder"]) == channels(params["decoder"]) == {24, 48, 64}
+  assert params["posterior_loc"]["kernel"].shape[-1] == 32
+  assert 16 in channels(params["prior"])
+  for bad in ("resnet,standard,mnist,width=0.5", "resnet,standard,cifar10,width=0"):
+    with pytest.raises(ValueError, match="width"):
+      xu2020.config_for_cell(bad)
+  config = xu2020.config_for_cell("resnet,standard,mnist")
+  config.model.width = 0.5
+  with pytest.raises(ValueError, match="resnet_cifar"):
+    configuration.validate(config, 1)
+
+
 def test_convolutional_realnvp_starts_volume_preserving():
   """With zero-initialised coupling outputs, each block's coupling (scale 1/2) and ActNorm
   (data-initialised scale 2) cancel: log|det| at initialisation is that of standardising."""

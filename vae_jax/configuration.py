@@ -76,6 +76,9 @@ def base_config() -> ml_collections.ConfigDict:
       inference="bidirectional",  # bidirectional | bottom_up
       flow_type="full",  # full: InvertibleDense -> Coupling -> ActNorm; pure: couplings only (B.7)
       coupling_hidden=256,  # B.2: h = Dense[256]; B.5: Resnet[8x8x64] channels for resnet_cifar
+      # resnet_cifar: the fraction of B.5's channel counts in the encoder and decoder (1: the
+      # paper's; smaller for CPU budgets; the 8x8x32 latent is unchanged)
+      width=1.0,
   ))
   # architecture='sere': the Self-Reflective VAE (Apostolopoulou et al.) and its baselines, with
   # model.latent_dim latents per layer (channels of each layer's latent map for network='conv').
@@ -185,6 +188,12 @@ def validate(config, num_devices: int) -> None:
   if config.model.prior in PSEUDO_INPUT_PRIORS and config.train.strategy != "joint":
     raise ValueError("A VampPrior shares the encoder, so it trains jointly with the VAE: set "
                      "config.train.strategy='joint'.")
+  if config.model.width <= 0:
+    raise ValueError(f"config.model.width={config.model.width} must be > 0.")
+  if config.model.width != 1 and config.model.architecture != "resnet_cifar":
+    raise ValueError(f"config.model.width={config.model.width} scales the CIFAR-10 ResnetVAE's "
+                     "channels (architecture 'resnet_cifar'); leave it at 1 for "
+                     f"{config.model.architecture!r}.")
   if config.model.num_components < 1:
     raise ValueError(f"config.model.num_components={config.model.num_components} must be >= 1.")
   if not 0 <= config.train.polyak_decay < 1:

@@ -19,6 +19,8 @@ Tokens (exactly one architecture, one flow placement and one dataset; the rest o
   min_logstd=<float>  the posterior's log-std clip (B.6, Table B.3); -inf for none
   epochs=<int>, lr=<float>
                 a fixed budget and constant learning rate without early stopping (Table B.4)
+  width=<float> cifar10 only: the fraction of B.5's channel counts in the encoder, the decoder
+                and the prior's coupling networks (a CPU-budget variant; 1 is the paper's)
   dataset       static_mnist | mnist | fashion_mnist | omniglot | cifar10
 
 Where the paper is silent, our choices (each also noted where it is implemented):
@@ -42,7 +44,7 @@ FLOWS = ("standard", "rnvp_prior", "rnvp_posterior", "rnvp_both")
 STRATEGIES = ("posthoc", "iterative")
 DATASETS = ("static_mnist", "mnist", "fashion_mnist", "omniglot", "cifar10")
 _FLAGS = ("pure", "reg")
-_VALUED = ("K", "beta", "min_logstd", "epochs", "lr")  # also the canonical order
+_VALUED = ("K", "beta", "min_logstd", "epochs", "lr", "width")  # also the canonical order
 _LATENT_DIM = {"static_mnist": 40, "mnist": 40, "fashion_mnist": 64, "omniglot": 64}  # B.2
 _CIFAR_LATENT_CHANNELS = 32  # B.5: z is 8 x 8 x 32
 # B.3: epochs after pre-training for post-hoc and iterative prior training.
@@ -92,6 +94,9 @@ def parse_cell(cell: str) -> dict:
                      "with rnvp_prior (B.3).")
   if parsed["dataset"] == "cifar10" and parsed["architecture"] != "resnet":
     raise ValueError(f"Cell {cell!r}: on cifar10 the paper has only the resnet model (B.5).")
+  if "width" in parsed and (parsed["dataset"] != "cifar10" or not parsed["width"] > 0):
+    raise ValueError(f"Cell {cell!r}: width=<fraction> (> 0) scales the channels of the "
+                     "cifar10 ResnetVAE (B.5).")
   return parsed
 
 
@@ -134,7 +139,9 @@ def config_for_cell(cell: str) -> ml_collections.ConfigDict:
     architecture = {"resnet": "resnet_cifar"}.get(architecture, architecture)
     model.latent_dim = _CIFAR_LATENT_CHANNELS
     model.likelihood = "discretized_logistic"
-    model.coupling_hidden = 64  # B.5: Resnet[8x8x64 -> 8x8x64] in each coupling
+    model.width = p.get("width", 1.0)
+    # B.5: Resnet[8x8x64 -> 8x8x64] in each coupling
+    model.coupling_hidden = max(1, round(64 * model.width))
     # Activations of 32x32x96 per sample: evaluate 100 points x 10 samples at a time.
     config.eval.batch_size, config.eval.sample_chunk = 100, 10
   else:

@@ -70,12 +70,15 @@ def create_prior(model_config, image_shape=None):
                              pure=model_config.flow_type == "pure")
 
 
-def _networks(architecture: str, image_shape):
-  """(encoder, decoder) of B.2 / B.5 for a convolutional architecture."""
+def _networks(architecture: str, image_shape, width: float = 1.0):
+  """(encoder, decoder) of B.2 / B.5 for a convolutional architecture; B.5's channel counts
+  multiplied by `width`."""
   residual = architecture != "conv"
   if architecture == "resnet_cifar":
-    return (conv.ConvEncoder(conv.CIFAR_ENCODER_SHAPES, residual, flatten=False),
-            conv.ConvDecoder(conv.CIFAR_DECODER_SHAPES, residual, unflatten_shape=None))
+    return (conv.ConvEncoder(conv.scale_channels(conv.CIFAR_ENCODER_SHAPES, width), residual,
+                             flatten=False),
+            conv.ConvDecoder(conv.scale_channels(conv.CIFAR_DECODER_SHAPES, width), residual,
+                             unflatten_shape=None))
   if tuple(image_shape[:2]) != (28, 28):
     raise ValueError(f"The {architecture} architecture of B.2 is for 28x28 images; the data are "
                      f"{tuple(image_shape)}. Use architecture 'dense' for other sizes.")
@@ -138,7 +141,8 @@ def create_model(model_config, image_shape: Sequence[int]):
   else:
     # PixelVAE and ResnetHVAE use the ResnetVAE networks (B.2, B.13).
     encoder, decoder = _networks(
-        "resnet" if architecture in ("pixel", "resnet_hvae") else architecture, image_shape)
+        "resnet" if architecture in ("pixel", "resnet_hvae") else architecture, image_shape,
+        model_config.width)
   if architecture == "resnet_hvae":
     if model_config.posterior_flow_depth:
       raise ValueError("The ResnetHVAE of B.13 has Gaussian posteriors: set "

@@ -4,11 +4,13 @@ Naming convention (as in `dense.py`): every non-linear layer is called `hidden_*
 penalty of Appendix B.3 applies to its kernel; the linear 1x1 shortcuts of the resnet blocks are
 called `shortcut` and the blocks `block_<i>`, so no shortcut kernel lies under a `hidden_*` name.
 """
+import functools
+import math
 from typing import Sequence
 
-import math
-
 import flax.linen as nn
+import jax
+from jax import lax
 
 from vae_jax.nets.dense import leaky_relu
 
@@ -28,12 +30,64 @@ SMALL_ENCODER_SHAPES = ((28, 28, 32), (14, 14, 64), (7, 7, 16))
 SMALL_DECODER_SHAPES = ((14, 14, 64), (28, 28, 32), (28, 28, 32))
 
 
+def scale_channels(shapes, width: float):
+  """The layer shapes with each channel count multiplied by `width` (at least one channel)."""
+  return tuple((height, w, max(1, round(channels * width))) for height, w, channels in shapes)
+
+
+def _transposed(x, kernel, strides: int):
+  return lax.conv_transpose(x, kernel, (strides, strides), "SAME",
+                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def strided_conv_transpose(x, kernel, strides: int):
+  """lax.conv_transpose with 'SAME' padding (NHWC, HWIO) whose kernel gradient is taken through
+  the adjoint, a strided convolution of the output gradient: <dy, T(x, W)> = <T*(dy, W), x>, so
+  dW is the kernel gradient of W -> T*(dy, W) at cotangent x. The same numbers; XLA:CPU computes
+  the transposed convolution's own kernel gradient 11-15x slower (results/README.md)."""
+  return _transposed(x, kernel, strides)
+
+
+def _strided_conv_transpose_forward(x, kernel, strides):
+  return _transposed(x, kernel, strides), (x, kernel)
+
+
+def _strided_conv_transpose_backward(strides, residuals, dy):
+  x, kernel = residuals
+  adjoint = lambda k: jax.vjp(lambda v: _transposed(v, k, strides), x)[1](dy)[0]
+  dx, kernel_vjp = jax.vjp(adjoint, kernel)
+  return dx, kernel_vjp(x)[0]
+
+
+strided_conv_transpose.defvjp(_strided_conv_transpose_forward, _strided_conv_transpose_backward)
+
+
+class ConvTranspose(nn.Module):
+  """nn.ConvTranspose (same parameters, initialisation and outputs) on [N, H, W, C] with 'SAME'
+  padding, through strided_conv_transpose when it upsamples."""
+  features: int
+  kernel_size: int
+  strides: int = 1
+  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+
+  @nn.compact
+  def __call__(self, x):
+    shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
+    kernel = self.param("kernel", self.kernel_init, shape)
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    if self.strides == 1:
+      return _transposed(x, kernel, 1) + bias
+    return strided_conv_transpose(x, kernel, self.strides) + bias
+
+
 def _conv(transpose: bool, features: int, kernel_size: int, strides: int, name: str,
           kernel_init=nn.initializers.lecun_normal()):
   """A (transposed) convolution with 'SAME' padding: it divides (multiplies) H, W by `strides`."""
-  conv = nn.ConvTranspose if transpose else nn.Conv
-  return conv(features, (kernel_size, kernel_size), strides=(strides, strides), padding="SAME",
-              kernel_init=kernel_init, name=name)
+  if transpose:
+    return ConvTranspose(features, kernel_size, strides, kernel_init, name=name)
+  return nn.Conv(features, (kernel_size, kernel_size), strides=(strides, strides), padding="SAME",
+                 kernel_init=kernel_init, name=name)
 
 
 def layer_strides(in_height: int, out_height: int, transpose: bool) -> int:
