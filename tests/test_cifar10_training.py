@@ -6,20 +6,14 @@ residual branches' zero-initialised last kernels; see nets/conv.py, ResidualBloc
 suite runs the full-width encoder and decoder, whose fan-ins caused it, with a two-block prior;
 VAE_JAX_SLOW_TESTS=1 adds the paper's 50-block prior.
 """
-import os
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from vae_jax import train, xu2020
-from vae_jax.data import sources
 
-SHARED_DATA = pathlib.Path(
-    os.environ.get(sources.DATA_DIR_ENV)
-    or pathlib.Path(__file__).resolve().parents[2] / "shared" / "data")
+from test_data import SHARED_DATA
 
 
 def _losses(cell: str, batch_size: int, num_steps: int):

@@ -202,10 +202,10 @@ def render(paths) -> str:
   lines = ["# Benchmarks", "",
            "Written by `python -m vae_jax.benchmark --render` from `results/benchmarks/*.json`; "
            "each JSON holds the command that produced it. Training: the jitted training call of "
-           "`vae_jax.main` at the paper's batch size (MNIST; CifarResnetVAE: CIFAR-10); FLOPs per step from XLA's cost "
-           "analysis; peak: the fastest float32 matmul measured in the same process. IS: "
-           "importance samples/s of the test-set evaluation; forward: one-sample log weights "
-           "at the training batch.", ""]
+           "`vae_jax.main` at the paper's batch size (MNIST; CifarResnetVAE: CIFAR-10); FLOPs "
+           "per step from XLA's cost analysis; peak: the fastest float32 matmul measured in the "
+           "same process. IS: importance samples/s of the test-set evaluation; forward: "
+           "one-sample log weights at the training batch.", ""]
   for path in sorted(paths):
     with open(path, encoding="utf-8") as f:
       result = json.load(f)

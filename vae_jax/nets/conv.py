@@ -69,25 +69,23 @@ class ConvTranspose(nn.Module):
   features: int
   kernel_size: int
   strides: int = 1
-  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
 
   @nn.compact
   def __call__(self, x):
     shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
-    kernel = self.param("kernel", self.kernel_init, shape)
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
     if self.strides == 1:
       return _transposed(x, kernel, 1) + bias
     return strided_conv_transpose(x, kernel, self.strides) + bias
 
 
-def _conv(transpose: bool, features: int, kernel_size: int, strides: int, name: str,
-          kernel_init=nn.initializers.lecun_normal()):
+def _conv(transpose: bool, features: int, kernel_size: int, strides: int, name: str):
   """A (transposed) convolution with 'SAME' padding: it divides (multiplies) H, W by `strides`."""
   if transpose:
-    return ConvTranspose(features, kernel_size, strides, kernel_init, name=name)
+    return ConvTranspose(features, kernel_size, strides, name=name)
   return nn.Conv(features, (kernel_size, kernel_size), strides=(strides, strides), padding="SAME",
-                 kernel_init=kernel_init, name=name)
+                 name=name)
 
 
 def layer_strides(in_height: int, out_height: int, transpose: bool) -> int:
