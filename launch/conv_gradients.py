@@ -2,12 +2,12 @@
 time, on this machine's default device: where a training step's time goes (results/README.md,
 issue #17 part 2).
 
-  python launch/conv_gradients.py --batch_size=128
+  python launch/conv_gradients.py --batch_size=128 [--width=0.25]
 
-For each 3x3 layer shape of B.5 it prints the forward time, the input gradient (dx) and the kernel
-gradient (dW) as JAX computes them, dW summed over batch chunks of --chunk images (an unrolled
-loop), and for the stride-2 transposed convolutions JAX's own gradients against
-nets.conv.strided_conv_transpose's.
+For each 3x3 layer shape of B.5 (channels scaled by --width) it prints the forward time, the
+input gradient (dx), the kernel gradient (dW) as JAX computes it and as nets.conv computes it (in
+batch chunks where nets.conv.kernel_gradient_chunk says so), and for the stride-2 transposed
+convolutions JAX's own gradients against nets.conv.strided_conv_transpose's.
 """
 import time
 
@@ -19,7 +19,7 @@ from jax import lax
 from vae_jax.nets import conv
 
 flags.DEFINE_integer("batch_size", 128, "Images per call (B.5 trains with 128).")
-flags.DEFINE_integer("chunk", 8, "Images per chunk of the chunked kernel gradient.")
+flags.DEFINE_float("width", 1.0, "Fraction of B.5's channel counts (the width=<fraction> token).")
 flags.DEFINE_float("seconds", 1.5, "Minimum timed seconds per measurement.")
 FLAGS = flags.FLAGS
 
@@ -43,30 +43,31 @@ def _convolve(x, kernel):
   return lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_NUMBERS)
 
 
-def _kernel_gradient(x, dy, kernel):
-  return jax.vjp(lambda k: _convolve(x, k), kernel)[1](dy)[0]
-
-
-def _chunked_kernel_gradient(x, dy, kernel):
-  return sum(_kernel_gradient(x[s:s + FLAGS.chunk], dy[s:s + FLAGS.chunk], kernel)
-             for s in range(0, x.shape[0], FLAGS.chunk))
+def _kernel_gradient(convolve):
+  return jax.jit(lambda x, dy, kernel: jax.vjp(lambda k: convolve(x, k), kernel)[1](dy)[0])
 
 
 def main(argv):
   del argv
   keys = jax.random.split(jax.random.PRNGKey(0), 3)
   n = FLAGS.batch_size
-  print(f"{jax.devices()[0].device_kind}, jax {jax.__version__}, batch {n}; milliseconds")
+  channels_of = lambda c: max(1, round(c * FLAGS.width))
+  print(f"{jax.devices()[0].device_kind}, jax {jax.__version__}, batch {n}, width {FLAGS.width}; "
+        "milliseconds")
   for size, channels in _STRIDE_1:
+    channels = channels_of(channels)
     x = jax.random.normal(keys[0], (n, size, size, channels))
     dy = jax.random.normal(keys[1], x.shape)
     kernel = 0.05 * jax.random.normal(keys[2], (3, 3, channels, channels))
     input_gradient = jax.jit(lambda dy, k, x=x: jax.vjp(lambda v: _convolve(v, k), x)[1](dy)[0])
+    ours = lambda x, k: conv.conv2d(x, k, 1)
     print(f"conv 3x3 {size}x{size}x{channels}: forward {_ms(jax.jit(_convolve), x, kernel):.1f}, "
           f"dx {_ms(input_gradient, dy, kernel):.1f}, "
-          f"dW {_ms(jax.jit(_kernel_gradient), x, dy, kernel):.1f}, dW in chunks of "
-          f"{FLAGS.chunk} {_ms(jax.jit(_chunked_kernel_gradient), x, dy, kernel):.1f}", flush=True)
+          f"dW: JAX's {_ms(_kernel_gradient(_convolve), x, dy, kernel):.1f}, conv2d's "
+          f"{_ms(_kernel_gradient(ours), x, dy, kernel):.1f} "
+          f"(chunk {conv.kernel_gradient_chunk(x.shape)})", flush=True)
   for size, channels_in, channels_out in _UPSAMPLING:
+    channels_in, channels_out = channels_of(channels_in), channels_of(channels_out)
     x = jax.random.normal(keys[0], (n, size, size, channels_in))
     kernel = 0.05 * jax.random.normal(keys[2], (3, 3, channels_in, channels_out))
     jax_own = lambda x, k: lax.conv_transpose(x, k, (2, 2), "SAME", dimension_numbers=_NUMBERS)

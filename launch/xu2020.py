@@ -7,10 +7,13 @@
   python launch/xu2020.py archive --runs_dir=DIR --to=results/xu2020/runs
 
 Run from the repository root. A cell's workdir is DIR/<cell_slug(cell)>, plus -<N>ep for a
-reduced budget of N epochs. Post-hoc and iterative cells start from their pretraining cell's
-workdir, which comes first in `commands` and `run`.
+reduced budget of N epochs. `collect` also reads workdirs of a cell with epochs=<N> and
+width=<fraction> tokens (launch/cifar10_budget.sh), each width in rows of its own. Post-hoc and
+iterative cells start from their pretraining cell's workdir, which comes first in `commands` and
+`run`.
 """
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -101,16 +104,36 @@ def _known_slugs() -> set[str]:
   return {xu2020.cell_slug(cell) for cell in ordered_cells("all")}
 
 
-def finished_workdirs(runs_dirs) -> dict[str, list[str]]:
-  """Cell slug -> the finished workdirs (with eval_test.json) of that cell, at any budget."""
+_WIDTH_TOKEN = re.compile(r"-width(?P<width>[0-9.]+)")
+_EPOCHS_TOKEN = re.compile(r"-epochs[0-9.]+")
+
+
+def table_cell_of(name: str, slugs: set[str]) -> tuple[str, float] | None:
+  """(table cell slug, width) of a workdir name; None if it runs no table cell. A -<N>ep suffix
+  or an epochs=<N> token is a reduced budget of the cell, a width=<fraction> token a narrower
+  model than the paper's (width 1)."""
+  slug = _BUDGET_SUFFIX.fullmatch(name)["slug"]
+  width = _WIDTH_TOKEN.search(slug)
+  if width:
+    slug = slug.replace(width[0], "", 1)
+  if slug not in slugs:
+    slug = _EPOCHS_TOKEN.sub("", slug, count=1)
+  if slug not in slugs:
+    return None
+  return slug, float(width["width"]) if width else 1.0
+
+
+def finished_workdirs(runs_dirs) -> dict[tuple[str, float], list[str]]:
+  """(cell slug, width) -> the finished workdirs (with eval_test.json) of that cell and model
+  width, at any budget."""
   slugs = _known_slugs()
   found = {}
   for runs_dir in runs_dirs:
     for name in sorted(os.listdir(runs_dir)):
       workdir = os.path.join(runs_dir, name)
-      slug = _BUDGET_SUFFIX.fullmatch(name)["slug"]
-      if slug in slugs and os.path.isfile(os.path.join(workdir, "eval_test.json")):
-        found.setdefault(slug, []).append(workdir)
+      key = table_cell_of(name, slugs)
+      if key and os.path.isfile(os.path.join(workdir, "eval_test.json")):
+        found.setdefault(key, []).append(workdir)
   return found
 
 
@@ -163,8 +186,8 @@ def _escape(text: str) -> str:
   return text.replace("|", "\\|")
 
 
-def render(runs: dict[str, dict], runs_dirs) -> str:
-  """The markdown of all tables, given slug -> the chosen run of that cell."""
+def render(runs: dict[tuple[str, float], dict], runs_dirs) -> str:
+  """The markdown of all tables, given (cell slug, width) -> the chosen run of that cell."""
   samples = sorted({r["results"]["num_samples"] for r in runs.values()
                     if "num_samples" in r["results"]})
   lines = [
@@ -190,22 +213,31 @@ def render(runs: dict[str, dict], runs_dirs) -> str:
       paper = "" if entry.paper is None else _format(entry.paper, table.name, entry.metric)
       if entry.paper_std is not None:
         paper += " ± " + _format(entry.paper_std, table.name, entry.metric)
-      ours = epochs = hardware = command_line = ""
-      chosen = runs.get(xu2020.cell_slug(entry.cell)) if entry.cell else None
-      if chosen:
-        results = chosen["results"]
-        value = _ours(entry.metric, results)
-        ours = "" if value is None else _format(value, table.name, entry.metric)
-        epochs = "" if chosen["epochs"] is None else f"{chosen['epochs']:g}"
-        if "devices" in results:
-          hardware = results["devices"] + (
-              f", {results['cpu_count']} CPU cores" if "cpu_count" in results else "")
-        command_line = f"`{chosen['command']}`" if chosen["command"] else ""
-      lines.append("| " + " | ".join(_escape(c) for c in (
-          entry.row, entry.column, entry.metric, paper, ours, epochs, hardware,
-          command_line)) + " |")
+      slug = xu2020.cell_slug(entry.cell) if entry.cell else None
+      lines.append(_row(entry, table.name, paper, runs.get((slug, 1.0))))
+      # Narrower models than the paper's: own rows, without the paper's number beside them.
+      for (other, width), chosen in sorted(runs.items(), key=lambda item: -item[0][1]):
+        if other == slug and width != 1.0:
+          column = f"{entry.column}, our width={width:g} variant (not the paper's model)"
+          lines.append(_row(dataclasses.replace(entry, column=column), table.name, "", chosen))
     lines.append("")
   return "\n".join(lines)
+
+
+def _row(entry, table_name: str, paper: str, chosen: dict | None) -> str:
+  """One markdown row: the entry, the paper's number and our chosen run's (blank without one)."""
+  ours = epochs = hardware = command_line = ""
+  if chosen:
+    results = chosen["results"]
+    value = _ours(entry.metric, results)
+    ours = "" if value is None else _format(value, table_name, entry.metric)
+    epochs = "" if chosen["epochs"] is None else f"{chosen['epochs']:g}"
+    if "devices" in results:
+      hardware = results["devices"] + (
+          f", {results['cpu_count']} CPU cores" if "cpu_count" in results else "")
+    command_line = f"`{chosen['command']}`" if chosen["command"] else ""
+  return "| " + " | ".join(_escape(c) for c in (
+      entry.row, entry.column, entry.metric, paper, ours, epochs, hardware, command_line)) + " |"
 
 
 def _write_atomically(path: str, text: str) -> None:
@@ -225,9 +257,9 @@ def _write_atomically(path: str, text: str) -> None:
 def collect(runs_dirs, output: str) -> None:
   """Reads every finished cell workdir, then writes the markdown; nothing is written on error."""
   runs = {}
-  for slug, workdirs in finished_workdirs(runs_dirs).items():
+  for key, workdirs in finished_workdirs(runs_dirs).items():
     candidates = [read_run(w) for w in workdirs]
-    runs[slug] = max(candidates, key=lambda r: -1 if r["epochs"] is None else r["epochs"])
+    runs[key] = max(candidates, key=lambda r: -1 if r["epochs"] is None else r["epochs"])
   _write_atomically(output, render(runs, runs_dirs))
   print(f"wrote {output}: {len(runs)} cells with results")
 

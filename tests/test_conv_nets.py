@@ -186,7 +186,7 @@ def test_l2_naming_rule(residual):
 @pytest.mark.parametrize("kernel_size,strides", [(3, 2), (1, 2), (3, 1)])
 def test_conv_transpose_equals_flax_in_parameters_and_outputs(kernel_size, strides):
   x = _normal((2, 7, 6, 5))
-  ours = conv.ConvTranspose(4, kernel_size, strides)
+  ours = conv.Conv(4, kernel_size, strides, transpose=True)
   flax_layer = nn.ConvTranspose(4, (kernel_size, kernel_size), strides=(strides, strides),
                                 padding="SAME")
   params = ours.init(jax.random.PRNGKey(0), x)
@@ -214,5 +214,56 @@ def test_strided_conv_transpose_gradients_equal_autodiff(kernel_size, shape):
   expected, reference_vjp = jax.vjp(reference, x, kernel)
   assert out.dtype == jnp.float64
   np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+  for got, want in zip(ours_vjp(dy), reference_vjp(dy)):
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kernel_size,strides", [(3, 2), (1, 2), (3, 1), (1, 1)])
+def test_conv_equals_flax_in_parameters_and_outputs(kernel_size, strides):
+  x = _normal((3, 2, 7, 6, 5))  # with two batch axes, as the coupling networks call it
+  ours = conv.Conv(4, kernel_size, strides)
+  flax_layer = nn.Conv(4, (kernel_size, kernel_size), strides=(strides, strides), padding="SAME")
+  params = ours.init(jax.random.PRNGKey(0), x)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, params,
+                         flax_layer.init(jax.random.PRNGKey(0), x))
+  params = _random_params(ours, x.shape)
+  np.testing.assert_allclose(_apply(ours, params, x), _apply(flax_layer, params, x),
+                             rtol=1e-6, atol=1e-6)
+
+
+def test_kernel_gradient_chunks_only_large_cpu_images():
+  """B.5's 32x32x96 and 16x16x192 layers at batch 128 are chunked on this single CPU device;
+  its 8x8x256 layers, small batches and small images are not."""
+  assert jax.default_backend() == "cpu" and jax.device_count() == 1
+  assert conv.kernel_gradient_chunk((128, 32, 32, 96)) == 16
+  assert conv.kernel_gradient_chunk((128, 16, 16, 192)) == 16
+  assert conv.kernel_gradient_chunk((128, 8, 8, 256)) is None
+  assert conv.kernel_gradient_chunk((16, 32, 32, 96)) is None
+
+
+@pytest.mark.usefixtures("float64")
+@pytest.mark.parametrize("transpose,strides", [(False, 1), (False, 2), (True, 1), (True, 2)])
+def test_chunked_kernel_gradients_equal_autodiff(monkeypatch, transpose, strides):
+  """With chunks of 3 images over a batch of 7 (the last chunk holds one), both gradients of
+  every layer kind equal JAX's own derivatives of the plain lax operations, in float64."""
+  monkeypatch.setattr(conv, "_CHUNK_IMAGES", 3)
+  monkeypatch.setattr(conv, "_CHUNKED_MIN_ELEMENTS", 1)
+  rng = np.random.default_rng(strides + 2 * transpose)
+  x = rng.standard_normal((7, 6, 6, 3))
+  kernel = rng.standard_normal((3, 3, 3, 4))
+  numbers = ("NHWC", "HWIO", "NHWC")
+  if transpose:
+    ours = lambda x, k: conv.Conv(4, 3, strides, transpose=True).apply(
+        {"params": {"kernel": k, "bias": jnp.zeros(4)}}, x)
+    reference = lambda x, k: jax.lax.conv_transpose(x, k, (strides,) * 2, "SAME",
+                                                    dimension_numbers=numbers)
+  else:
+    ours = lambda x, k: conv.conv2d(x, k, strides)
+    reference = lambda x, k: jax.lax.conv_general_dilated(x, k, (strides,) * 2, "SAME",
+                                                          dimension_numbers=numbers)
+  out, ours_vjp = jax.vjp(ours, x, kernel)
+  expected, reference_vjp = jax.vjp(reference, x, kernel)
+  np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+  dy = rng.standard_normal(out.shape)
   for got, want in zip(ours_vjp(dy), reference_vjp(dy)):
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)

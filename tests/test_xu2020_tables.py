@@ -198,3 +198,25 @@ def test_collect_reads_the_analysis_numbers_of_a_workdir(tmp_path):
   assert row[:5] == ["D_KL(q(z)\\|\\|p(z))", "n_x = 1", "aggregated_posterior_kl_nx1", "15.279", ""]
   row = _rows(output.read_text(encoding="utf-8"), "B.5")[1]
   assert row[3:6] == ["14.623", "12.346", "20"]
+
+
+def test_collect_puts_narrower_models_in_rows_of_their_own(tmp_path):
+  """A width=0.25 run of a Table B.2 cell (launch/cifar10_budget.sh) gets its own row, labelled
+  and without the paper's number; the full model's row stays the full model's."""
+  runs = tmp_path / "runs"
+  _finished_workdir(str(runs / "resnet-rnvp_prior-K50-epochs9-width0.25-cifar10"), 9000.0, 9)
+  _finished_workdir(str(runs / "resnet-standard-cifar10-2ep"), 9500.0, 2)
+  (runs / "resnet-standard-cifar10-2ep" / "eval_test.json").write_text(
+      json.dumps({"bits_per_dim": 4.9}), encoding="utf-8")
+  (runs / "resnet-rnvp_prior-K50-epochs9-width0.25-cifar10" / "eval_test.json").write_text(
+      json.dumps({"bits_per_dim": 4.5}), encoding="utf-8")
+  output = tmp_path / "out.md"
+  launcher.collect([str(runs)], str(output))
+  rows = {(r[0], r[1]): r for r in _rows(output.read_text(encoding="utf-8"), "B.2")}
+  assert rows[("ResnetVAE", "bpd")][3:6] == ["3.98", "4.90", "2"]
+  rnvp = "ResnetVAE + RealNVP p(z), K = 50"
+  assert rows[(rnvp, "bpd")][3:5] == ["3.54", ""]
+  variant = rows[(rnvp, "bpd, our width=0.25 variant (not the paper's model)")]
+  assert variant[3:6] == ["", "4.50", "9"]
+  assert len(rows) == len(TABLES["B.2"].entries) + 1
+  assert launcher.table_cell_of("resnet-standard-epochs9-width0.25-cifar10", {"x"}) is None

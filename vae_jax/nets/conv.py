@@ -35,17 +35,76 @@ def scale_channels(shapes, width: float):
   return tuple((height, w, max(1, round(channels * width))) for height, w, channels in shapes)
 
 
+_NUMBERS = ("NHWC", "HWIO", "NHWC")
+
+# XLA:CPU computes a convolution's kernel gradient over a large batch several times slower than
+# the same sum over chunks of the batch: at batch 128, 6.4x the forward time against 1.5x in
+# chunks of 16 images for B.5's 32x32x96 layers, 6.1x against 1.7x at 16x16x192; no gain at
+# 8x8x256 or 16x16x48 (`python launch/conv_gradients.py`, results/README.md, issue #17). So on a
+# single CPU device, layers whose input images hold at least _CHUNKED_MIN_ELEMENTS numbers take
+# their kernel gradient in chunks of _CHUNK_IMAGES images (an unrolled loop: XLA:CPU runs
+# convolutions inside device loops far slower). Elsewhere the layers are plain lax convolutions.
+_CHUNK_IMAGES = 16
+_CHUNKED_MIN_ELEMENTS = 20_000
+
+
+def kernel_gradient_chunk(image_shape) -> int | None:
+  """Images per chunk of the kernel gradient for inputs of shape [N, H, W, C]; None: no chunks."""
+  batch, height, width, channels = image_shape
+  if (jax.default_backend() != "cpu" or jax.device_count() > 1 or batch <= _CHUNK_IMAGES
+      or height * width * channels < _CHUNKED_MIN_ELEMENTS):
+    return None
+  return _CHUNK_IMAGES
+
+
+def _chunked_kernel_vjp(fn, inputs, kernel, cotangent, chunk: int):
+  """The kernel VJP of W -> fn(inputs, W) at `cotangent`, summed over batch chunks."""
+  kernel_vjp = lambda s: jax.vjp(lambda k: fn(inputs[s:s + chunk], k), kernel)[1]
+  return sum(kernel_vjp(s)(cotangent[s:s + chunk])[0] for s in range(0, inputs.shape[0], chunk))
+
+
+def _convolved(x, kernel, strides: int):
+  return lax.conv_general_dilated(x, kernel, (strides, strides), "SAME", dimension_numbers=_NUMBERS)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _chunked_conv(x, kernel, strides: int, chunk: int):
+  return _convolved(x, kernel, strides)
+
+
+def _chunked_conv_forward(x, kernel, strides, chunk):
+  return _convolved(x, kernel, strides), (x, kernel)
+
+
+def _chunked_conv_backward(strides, chunk, residuals, dy):
+  x, kernel = residuals
+  dx = jax.vjp(lambda v: _convolved(v, kernel, strides), x)[1](dy)[0]
+  convolve = lambda v, k: _convolved(v, k, strides)
+  return dx, _chunked_kernel_vjp(convolve, x, kernel, dy, chunk)
+
+
+_chunked_conv.defvjp(_chunked_conv_forward, _chunked_conv_backward)
+
+
+def conv2d(x, kernel, strides: int):
+  """lax.conv_general_dilated with 'SAME' padding (NHWC, HWIO), its kernel gradient taken in
+  batch chunks where kernel_gradient_chunk says so (the same numbers up to summation order)."""
+  chunk = kernel_gradient_chunk(x.shape)
+  return _convolved(x, kernel, strides) if chunk is None else _chunked_conv(x, kernel, strides,
+                                                                             chunk)
+
+
 def _transposed(x, kernel, strides: int):
-  return lax.conv_transpose(x, kernel, (strides, strides), "SAME",
-                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return lax.conv_transpose(x, kernel, (strides, strides), "SAME", dimension_numbers=_NUMBERS)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def strided_conv_transpose(x, kernel, strides: int):
   """lax.conv_transpose with 'SAME' padding (NHWC, HWIO) whose kernel gradient is taken through
   the adjoint, a strided convolution of the output gradient: <dy, T(x, W)> = <T*(dy, W), x>, so
-  dW is the kernel gradient of W -> T*(dy, W) at cotangent x. The same numbers; XLA:CPU computes
-  the transposed convolution's own kernel gradient 11-15x slower (results/README.md)."""
+  dW is the kernel gradient of W -> T*(dy, W) at cotangent x (in batch chunks where
+  kernel_gradient_chunk says so). The same numbers; XLA:CPU computes the transposed convolution's
+  own kernel gradient 11-15x slower (results/README.md)."""
   return _transposed(x, kernel, strides)
 
 
@@ -55,37 +114,38 @@ def _strided_conv_transpose_forward(x, kernel, strides):
 
 def _strided_conv_transpose_backward(strides, residuals, dy):
   x, kernel = residuals
-  adjoint = lambda k: jax.vjp(lambda v: _transposed(v, k, strides), x)[1](dy)[0]
-  dx, kernel_vjp = jax.vjp(adjoint, kernel)
-  return dx, kernel_vjp(x)[0]
+  adjoint = lambda g, k: jax.vjp(lambda v: _transposed(v, k, strides), x[:g.shape[0]])[1](g)[0]
+  dx = adjoint(dy, kernel)
+  chunk = kernel_gradient_chunk(dy.shape) or dy.shape[0]
+  return dx, _chunked_kernel_vjp(adjoint, dy, kernel, x, chunk)
 
 
 strided_conv_transpose.defvjp(_strided_conv_transpose_forward, _strided_conv_transpose_backward)
 
 
-class ConvTranspose(nn.Module):
-  """nn.ConvTranspose (same parameters, initialisation and outputs) on [N, H, W, C] with 'SAME'
-  padding, through strided_conv_transpose when it upsamples."""
+class Conv(nn.Module):
+  """nn.Conv, or with `transpose` nn.ConvTranspose (the same parameters, initialisation and
+  outputs), on [..., H, W, C] with 'SAME' padding, through conv2d and strided_conv_transpose."""
   features: int
   kernel_size: int
   strides: int = 1
+  transpose: bool = False
 
   @nn.compact
   def __call__(self, x):
     shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
     kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    if self.strides == 1:
-      return _transposed(x, kernel, 1) + bias
-    return strided_conv_transpose(x, kernel, self.strides) + bias
-
-
-def _conv(transpose: bool, features: int, kernel_size: int, strides: int, name: str):
-  """A (transposed) convolution with 'SAME' padding: it divides (multiplies) H, W by `strides`."""
-  if transpose:
-    return ConvTranspose(features, kernel_size, strides, name=name)
-  return nn.Conv(features, (kernel_size, kernel_size), strides=(strides, strides), padding="SAME",
-                 name=name)
+    images = x.reshape((-1,) + x.shape[-3:])
+    if not self.transpose:
+      y = conv2d(images, kernel, self.strides)
+    elif self.strides > 1:
+      y = strided_conv_transpose(images, kernel, self.strides)
+    elif self.kernel_size % 2:  # lax does not flip the kernel: with stride 1 this is a convolution
+      y = conv2d(images, kernel, 1)
+    else:
+      y = _transposed(images, kernel, 1)
+    return y.reshape(x.shape[:-3] + y.shape[1:]) + bias
 
 
 def layer_strides(in_height: int, out_height: int, transpose: bool) -> int:
@@ -132,10 +192,10 @@ class ResidualBlock(nn.Module):
     if self.strides == 1 and x.shape[-1] == self.features:
       shortcut = x
     else:
-      shortcut = _conv(self.transpose, self.features, 1, self.strides, "shortcut")(x)
-    h = _conv(self.transpose, self.features, self.kernel_size, self.strides,
-              "hidden_0")(leaky_relu(x))
-    h = _conv(self.transpose, self.features, self.kernel_size, 1, "hidden_1")(leaky_relu(h))
+      shortcut = Conv(self.features, 1, self.strides, self.transpose, name="shortcut")(x)
+    h = Conv(self.features, self.kernel_size, self.strides, self.transpose,
+             name="hidden_0")(leaky_relu(x))
+    h = Conv(self.features, self.kernel_size, 1, self.transpose, name="hidden_1")(leaky_relu(h))
     branch_scale = self.param("branch_scale", nn.initializers.zeros, ())
     return shortcut + branch_scale * h
 
@@ -158,7 +218,7 @@ class ConvStack(nn.Module):
       if self.residual:
         x = ResidualBlock(features, strides, self.transpose, name=f"block_{i}")(x)
       else:
-        x = leaky_relu(_conv(self.transpose, features, 3, strides, f"hidden_{i}")(x))
+        x = leaky_relu(Conv(features, 3, strides, self.transpose, name=f"hidden_{i}")(x))
       if x.shape[-3:] != tuple(shape):
         raise ValueError(f"Layer {i} outputs shape {x.shape[-3:]}, but {tuple(shape)} was "
                          "requested.")
