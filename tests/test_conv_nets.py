@@ -218,11 +218,14 @@ def test_strided_conv_transpose_gradients_equal_autodiff(kernel_size, shape):
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("kernel_size,strides", [(3, 2), (1, 2), (3, 1), (1, 1)])
-def test_conv_equals_flax_in_parameters_and_outputs(kernel_size, strides):
+@pytest.mark.parametrize("kernel_size,strides,padding", [
+    (3, 2, "SAME"), (1, 2, "SAME"), (3, 1, "SAME"), (1, 1, "SAME"),
+    ((2, 3), 1, ((1, 0), (1, 1))), ((2, 2), 1, ((1, 0), (1, 0)))])  # PixelCNN's shifted layers
+def test_conv_equals_flax_in_parameters_and_outputs(kernel_size, strides, padding):
   x = _normal((3, 2, 7, 6, 5))  # with two batch axes, as the coupling networks call it
-  ours = conv.Conv(4, kernel_size, strides)
-  flax_layer = nn.Conv(4, (kernel_size, kernel_size), strides=(strides, strides), padding="SAME")
+  ours = conv.Conv(4, kernel_size, strides, padding=padding)
+  size = (kernel_size,) * 2 if isinstance(kernel_size, int) else kernel_size
+  flax_layer = nn.Conv(4, size, strides=(strides, strides), padding=padding)
   params = ours.init(jax.random.PRNGKey(0), x)
   jax.tree_util.tree_map(np.testing.assert_array_equal, params,
                          flax_layer.init(jax.random.PRNGKey(0), x))
@@ -241,6 +244,15 @@ def test_kernel_gradient_chunks_only_large_cpu_images():
   assert conv.kernel_gradient_chunk((16, 32, 32, 96)) is None
 
 
+def test_masked_conv_equals_flax():
+  x = _normal((2, 7, 6, 5))
+  mask = np.random.default_rng(0).integers(0, 2, (3, 3, 5, 4)).astype(np.float32)
+  ours, flax_layer = conv.Conv(4, 3, mask=mask), nn.Conv(4, (3, 3), padding="SAME", mask=mask)
+  params = _random_params(ours, x.shape)
+  np.testing.assert_allclose(_apply(ours, params, x), _apply(flax_layer, params, x),
+                             rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.usefixtures("float64")
 @pytest.mark.parametrize("transpose,strides", [(False, 1), (False, 2), (True, 1), (True, 2)])
 def test_chunked_kernel_gradients_equal_autodiff(monkeypatch, transpose, strides):
@@ -257,9 +269,10 @@ def test_chunked_kernel_gradients_equal_autodiff(monkeypatch, transpose, strides
         {"params": {"kernel": k, "bias": jnp.zeros(4)}}, x)
     reference = lambda x, k: jax.lax.conv_transpose(x, k, (strides,) * 2, "SAME",
                                                     dimension_numbers=numbers)
-  else:
-    ours = lambda x, k: conv.conv2d(x, k, strides)
-    reference = lambda x, k: jax.lax.conv_general_dilated(x, k, (strides,) * 2, "SAME",
+  else:  # PixelCNN's down-shifted padding
+    padding = ((2, 0), (1, 1))
+    ours = lambda x, k: conv.conv2d(x, k, strides, padding)
+    reference = lambda x, k: jax.lax.conv_general_dilated(x, k, (strides,) * 2, padding,
                                                           dimension_numbers=numbers)
   out, ours_vjp = jax.vjp(ours, x, kernel)
   expected, reference_vjp = jax.vjp(reference, x, kernel)

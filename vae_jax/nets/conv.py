@@ -63,35 +63,39 @@ def _chunked_kernel_vjp(fn, inputs, kernel, cotangent, chunk: int):
   return sum(kernel_vjp(s)(cotangent[s:s + chunk])[0] for s in range(0, inputs.shape[0], chunk))
 
 
-def _convolved(x, kernel, strides: int):
-  return lax.conv_general_dilated(x, kernel, (strides, strides), "SAME", dimension_numbers=_NUMBERS)
+def _convolved(x, kernel, strides: int, padding):
+  return lax.conv_general_dilated(x, kernel, (strides, strides), padding,
+                                  dimension_numbers=_NUMBERS)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _chunked_conv(x, kernel, strides: int, chunk: int):
-  return _convolved(x, kernel, strides)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _chunked_conv(x, kernel, strides: int, padding, chunk: int):
+  return _convolved(x, kernel, strides, padding)
 
 
-def _chunked_conv_forward(x, kernel, strides, chunk):
-  return _convolved(x, kernel, strides), (x, kernel)
+def _chunked_conv_forward(x, kernel, strides, padding, chunk):
+  return _convolved(x, kernel, strides, padding), (x, kernel)
 
 
-def _chunked_conv_backward(strides, chunk, residuals, dy):
+def _chunked_conv_backward(strides, padding, chunk, residuals, dy):
   x, kernel = residuals
-  dx = jax.vjp(lambda v: _convolved(v, kernel, strides), x)[1](dy)[0]
-  convolve = lambda v, k: _convolved(v, k, strides)
+  convolve = lambda v, k: _convolved(v, k, strides, padding)
+  dx = jax.vjp(lambda v: convolve(v, kernel), x)[1](dy)[0]
   return dx, _chunked_kernel_vjp(convolve, x, kernel, dy, chunk)
 
 
 _chunked_conv.defvjp(_chunked_conv_forward, _chunked_conv_backward)
 
 
-def conv2d(x, kernel, strides: int):
-  """lax.conv_general_dilated with 'SAME' padding (NHWC, HWIO), its kernel gradient taken in
-  batch chunks where kernel_gradient_chunk says so (the same numbers up to summation order)."""
+def conv2d(x, kernel, strides: int = 1, padding="SAME"):
+  """lax.conv_general_dilated (NHWC, HWIO; padding "SAME", "VALID" or ((top, bottom), (left,
+  right))), its kernel gradient taken in batch chunks where kernel_gradient_chunk says so (the
+  same numbers up to summation order)."""
+  padding = padding if isinstance(padding, str) else tuple(map(tuple, padding))
   chunk = kernel_gradient_chunk(x.shape)
-  return _convolved(x, kernel, strides) if chunk is None else _chunked_conv(x, kernel, strides,
-                                                                             chunk)
+  if chunk is None:
+    return _convolved(x, kernel, strides, padding)
+  return _chunked_conv(x, kernel, strides, padding, chunk)
 
 
 def _transposed(x, kernel, strides: int):
@@ -125,24 +129,33 @@ strided_conv_transpose.defvjp(_strided_conv_transpose_forward, _strided_conv_tra
 
 class Conv(nn.Module):
   """nn.Conv, or with `transpose` nn.ConvTranspose (the same parameters, initialisation and
-  outputs), on [..., H, W, C] with 'SAME' padding, through conv2d and strided_conv_transpose."""
+  outputs), on [..., H, W, C], through conv2d and strided_conv_transpose. `padding` is "SAME" or,
+  for convolutions, ((top, bottom), (left, right)); `mask` multiplies the kernel (nn.Conv's)."""
   features: int
-  kernel_size: int
+  kernel_size: int | tuple[int, int]
   strides: int = 1
   transpose: bool = False
+  padding: str | tuple[tuple[int, int], tuple[int, int]] = "SAME"
+  mask: jax.Array | None = None
 
   @nn.compact
   def __call__(self, x):
-    shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
-    kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
+    size = ((self.kernel_size,) * 2 if isinstance(self.kernel_size, int)
+            else tuple(self.kernel_size))
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        size + (x.shape[-1], self.features))
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    if self.mask is not None:
+      kernel = kernel * self.mask
     images = x.reshape((-1,) + x.shape[-3:])
     if not self.transpose:
-      y = conv2d(images, kernel, self.strides)
+      y = conv2d(images, kernel, self.strides, self.padding)
+    elif self.padding != "SAME":
+      raise ValueError("Transposed convolutions take 'SAME' padding only.")
     elif self.strides > 1:
       y = strided_conv_transpose(images, kernel, self.strides)
-    elif self.kernel_size % 2:  # lax does not flip the kernel: with stride 1 this is a convolution
-      y = conv2d(images, kernel, 1)
+    elif size[0] % 2 and size[1] % 2:  # lax does not flip the kernel: stride 1 is a convolution
+      y = conv2d(images, kernel)
     else:
       y = _transposed(images, kernel, 1)
     return y.reshape(x.shape[:-3] + y.shape[1:]) + bias

@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from vae_jax.distributions.discretized_logistic import MIN_LOG_SCALE
-from vae_jax.nets.weight_norm import WNConv
-
+from vae_jax.nets.conv import Conv
 from vae_jax.nets.dense import leaky_relu
+from vae_jax.nets.weight_norm import WNConv
 
 
 def _down_shift(x):
@@ -35,14 +35,13 @@ def _right_shift(x):
 def _down_shifted_conv(features, kernel, name):
   """Output (i, j) sees rows i-kh+1..i, columns centred on j."""
   kh, kw = kernel
-  return nn.Conv(features, kernel, padding=((kh - 1, 0), ((kw - 1) // 2, (kw - 1) // 2)),
-                 name=name)
+  return Conv(features, kernel, padding=((kh - 1, 0), ((kw - 1) // 2, (kw - 1) // 2)), name=name)
 
 
 def _down_right_shifted_conv(features, kernel, name):
   """Output (i, j) sees rows i-kh+1..i, columns j-kw+1..j."""
   kh, kw = kernel
-  return nn.Conv(features, kernel, padding=((kh - 1, 0), (kw - 1, 0)), name=name)
+  return Conv(features, kernel, padding=((kh - 1, 0), (kw - 1, 0)), name=name)
 
 
 class GatedResidualBlock(nn.Module):
@@ -61,10 +60,10 @@ class GatedResidualBlock(nn.Module):
     kernel = (2, 2) if self.horizontal else (2, 3)
     h = conv(self.features, kernel, "hidden_conv_0")(leaky_relu(x))
     if self.horizontal:
-      h += nn.Conv(self.features, (1, 1), name="hidden_skip")(leaky_relu(vertical))
+      h += Conv(self.features, 1, name="hidden_skip")(leaky_relu(vertical))
     h = nn.Dropout(self.dropout_rate)(leaky_relu(h), deterministic=deterministic)
     h = conv(2 * self.features, kernel, "hidden_conv_1")(h)
-    h += nn.Conv(2 * self.features, (1, 1), name="hidden_cond")(cond)
+    h += Conv(2 * self.features, 1, name="hidden_cond")(cond)
     a, b = jnp.split(h, 2, axis=-1)
     return x + a * jax.nn.sigmoid(b)
 
@@ -93,7 +92,7 @@ class PixelCNN(nn.Module):
     for i in range(self.num_layers):
       vertical = block(False, name=f"vertical_{i}")(vertical, cond, None, deterministic)
       horizontal = block(True, name=f"horizontal_{i}")(horizontal, cond, vertical, deterministic)
-    logits = nn.Conv(self.out_channels, (1, 1), name="logits")(horizontal)
+    logits = Conv(self.out_channels, 1, name="logits")(horizontal)
     return logits.reshape(batch + logits.shape[1:])
 
   def sample(self, features, key):
@@ -221,9 +220,8 @@ class VampPixelCNN(nn.Module):
     for i in range(self.layers):
       mask = masked_kernel(3, h.shape[-1], self.filters, include_centre=i > 0,
                            masked_inputs=1 if i == 0 else self.filters)
-      h = jax.nn.relu(nn.Conv(self.filters, (3, 3), padding="SAME", mask=jnp.asarray(mask),
-                              name=f"hidden_{i}")(h))
-    logits = nn.Conv(self.outputs, (1, 1), name="logits")(h)
+      h = jax.nn.relu(Conv(self.filters, 3, mask=jnp.asarray(mask), name=f"hidden_{i}")(h))
+    logits = Conv(self.outputs, 1, name="logits")(h)
     return logits.reshape(batch + logits.shape[1:])
 
   def sample(self, features, key):
