@@ -2,7 +2,7 @@
 time, on this machine's default device: where a training step's time goes (results/README.md,
 issue #17 part 2).
 
-  python launch/conv_gradients.py --batch_size=128 [--width=0.25]
+  python launch/conv_gradients.py --batch_size=128 [--width=0.25] [--scan_chunks=2,4,8,16,32]
 
 For each 3x3 layer shape of B.5 (channels scaled by --width) it prints the forward time, the
 input gradient (dx), the kernel gradient (dW) as JAX computes it and as nets.conv computes it (in
@@ -21,6 +21,8 @@ from vae_jax.nets import conv
 flags.DEFINE_integer("batch_size", 128, "Images per call (B.5 trains with 128).")
 flags.DEFINE_float("width", 1.0, "Fraction of B.5's channel counts (the width=<fraction> token).")
 flags.DEFINE_float("seconds", 1.5, "Minimum timed seconds per measurement.")
+flags.DEFINE_list("scan_chunks", [], "Also time the kernel gradient in chunks of each of these "
+                  "sizes (images), whatever kernel_gradient_chunk chooses, e.g. 2,4,8,16,32.")
 FLAGS = flags.FLAGS
 
 _NUMBERS = ("NHWC", "HWIO", "NHWC")
@@ -66,6 +68,10 @@ def main(argv):
           f"dW: JAX's {_ms(_kernel_gradient(_convolve), x, dy, kernel):.1f}, conv2d's "
           f"{_ms(_kernel_gradient(ours), x, dy, kernel):.1f} "
           f"(chunk {conv.kernel_gradient_chunk(x.shape)})", flush=True)
+    for chunk in map(int, FLAGS.scan_chunks):
+      chunked = jax.jit(lambda x, dy, k, c=chunk: conv._chunked_kernel_vjp(  # pylint: disable=protected-access
+          _convolve, x, k, dy, c))
+      print(f"  dW in chunks of {chunk}: {_ms(chunked, x, dy, kernel):.1f}", flush=True)
   for size, channels_in, channels_out in _UPSAMPLING:
     channels_in, channels_out = channels_of(channels_in), channels_of(channels_out)
     x = jax.random.normal(keys[0], (n, size, size, channels_in))

@@ -31,9 +31,9 @@ done
 run resnet,rnvp_prior,K=20,mnist 0.05ep --config.train.num_epochs=0.05 \
   --config.data.test_binarizations=1 --config.eval.num_samples=10 --config.eval.sample_chunk=10 \
   --config.eval.active_unit_images=1000 --config.train.log_every_steps=5
-# CIFAR-10 at a constant lr of 1e-4: at B.3's 1e-3 the first Adam step makes the unnormalised B.5
-# ResnetVAE's outputs explode (decoder log-scale 0.9 -> 45, posterior log-std -> 8.5) and the run
-# stops at step 1 with a non-finite loss.
+# CIFAR-10 at a constant lr of 1e-4: these runs predate issue #17's fix of the residual blocks;
+# with the old blocks, B.3's 1e-3 made the first Adam step explode (results/README.md, issue #17).
+# The CPU-budget CIFAR-10 runs are launch/cifar10_budget.sh's.
 CIFAR="--config.train.num_epochs=0.05 --config.train.batch_size=32 --config.train.learning_rates=(1e-4,)
   --config.train.lr_boundaries=() --config.train.log_every_steps=10
   --config.eval.num_samples=5 --config.eval.sample_chunk=5 --config.eval.batch_size=100
