@@ -15,7 +15,8 @@ BUDGET="--config.train.learning_rates=(1e-3,1e-4) --config.train.lr_boundaries=(
 run() {  # run CORE CELL
   local core="$1" cell="$2"
   local workdir="${out}/$(python -c "from vae_jax import xu2020; print(xu2020.cell_slug('${cell}'))")"
-  local command="python -m vae_jax.main --config=configs/xu2020.py:${cell} --workdir=${workdir} ${BUDGET}"
+  local command
+  command="$(echo python -m vae_jax.main --config=configs/xu2020.py:${cell} --workdir=${workdir} ${BUDGET})"
   mkdir -p "${workdir}"
   echo "${command}" > "${workdir}/command.txt"
   local pin=()

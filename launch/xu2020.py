@@ -31,7 +31,7 @@ from vae_jax import xu2020  # pylint: disable=wrong-import-position
 from vae_jax import xu2020_tables  # pylint: disable=wrong-import-position
 
 ARCHIVED_FILES = ("config.json", "eval_test.json", "analysis.json", "train_summary.json",
-                  "command.txt")
+                  "command.txt", "samples.png", "reconstructions.png")
 _BUDGET_SUFFIX = re.compile(r"(?P<slug>.+?)(?:-[0-9.]+ep)?")
 
 

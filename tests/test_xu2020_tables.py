@@ -171,9 +171,9 @@ def test_archive_then_collect_from_the_archive(tmp_path):
   (runs / "resnet-standard-mnist-50ep" / "checkpoint.bin").write_text("big", encoding="utf-8")
   archived = tmp_path / "archive"
   launcher.archive(str(runs), str(archived))
-  # Every small file there is (this workdir has no analysis.json), not the checkpoint.
+  # Every small file there is (this workdir has no analysis.json or images), not the checkpoint.
   assert sorted(os.listdir(archived / "resnet-standard-mnist-50ep")) == sorted(
-      set(launcher.ARCHIVED_FILES) - {"analysis.json"})
+      set(launcher.ARCHIVED_FILES) - {"analysis.json", "samples.png", "reconstructions.png"})
   launcher.collect([str(archived)], str(tmp_path / "out.md"))
   assert "82.50" in (tmp_path / "out.md").read_text(encoding="utf-8")
 
