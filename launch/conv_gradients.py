@@ -53,7 +53,7 @@ def main(argv):
   del argv
   keys = jax.random.split(jax.random.PRNGKey(0), 3)
   n = FLAGS.batch_size
-  channels_of = lambda c: max(1, round(c * FLAGS.width))
+  channels_of = lambda c: conv.scaled_channels(c, FLAGS.width)
   print(f"{jax.devices()[0].device_kind}, jax {jax.__version__}, batch {n}, width {FLAGS.width}; "
         "milliseconds")
   for size, channels in _STRIDE_1:

@@ -38,6 +38,7 @@ Where the paper is silent, our choices (each also noted where it is implemented)
 import ml_collections
 
 from vae_jax import configuration
+from vae_jax.nets import conv
 
 ARCHITECTURES = ("dense", "conv", "resnet", "pixel", "resnet_hvae", "resnet_small")
 FLOWS = ("standard", "rnvp_prior", "rnvp_posterior", "rnvp_both")
@@ -141,7 +142,7 @@ def config_for_cell(cell: str) -> ml_collections.ConfigDict:
     model.likelihood = "discretized_logistic"
     model.width = p.get("width", 1.0)
     # B.5: Resnet[8x8x64 -> 8x8x64] in each coupling
-    model.coupling_hidden = max(1, round(64 * model.width))
+    model.coupling_hidden = conv.scaled_channels(64, model.width)
     # Activations of 32x32x96 per sample: evaluate 100 points x 10 samples at a time.
     config.eval.batch_size, config.eval.sample_chunk = 100, 10
   else:

@@ -30,9 +30,14 @@ SMALL_ENCODER_SHAPES = ((28, 28, 32), (14, 14, 64), (7, 7, 16))
 SMALL_DECODER_SHAPES = ((14, 14, 64), (28, 28, 32), (28, 28, 32))
 
 
+def scaled_channels(channels: int, width: float) -> int:
+  """A channel count multiplied by `width` (the width=<fraction> token), at least one."""
+  return max(1, round(channels * width))
+
+
 def scale_channels(shapes, width: float):
-  """The layer shapes with each channel count multiplied by `width` (at least one channel)."""
-  return tuple((height, w, max(1, round(channels * width))) for height, w, channels in shapes)
+  """The layer shapes with each channel count scaled by `width` (scaled_channels)."""
+  return tuple((height, w, scaled_channels(channels, width)) for height, w, channels in shapes)
 
 
 _NUMBERS = ("NHWC", "HWIO", "NHWC")
