@@ -157,6 +157,47 @@ def test_residual_block_strided_shortcuts():
   np.testing.assert_allclose(_apply(block, params, x), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_full_rank_shortcuts_are_space_to_depth_and_back():
+  """B.5's resampling shortcuts (issue #17): every input pixel reaches the output and every output
+  pixel is reached, through one 2x2 tap each (written here with NumPy slices)."""
+  x = _normal((2, 14, 14, 8))
+  block = conv.ResidualBlock(16, strides=2, full_rank_shortcut=True)
+  params = _zero_branch(_random_params(block, x.shape))
+  kernel, bias = params["shortcut"]["kernel"], params["shortcut"]["bias"]
+  expected = sum(x[:, a::2, b::2] @ kernel[a, b] for a in range(2) for b in range(2)) + bias
+  np.testing.assert_allclose(_apply(block, params, x), expected, rtol=1e-5, atol=1e-5)
+  # Transposed, as nn.ConvTranspose does it: output pixel (2i + a, 2j + b) takes tap (1-a, 1-b).
+  block = conv.ResidualBlock(16, strides=2, transpose=True, full_rank_shortcut=True)
+  params = _zero_branch(_random_params(block, x.shape))
+  kernel, bias = params["shortcut"]["kernel"], params["shortcut"]["bias"]
+  expected = np.empty((2, 28, 28, 16), np.float32)
+  for a in range(2):
+    for b in range(2):
+      expected[:, a::2, b::2] = x @ kernel[1 - a, 1 - b] + bias
+  np.testing.assert_allclose(_apply(block, params, x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_cifar_decoder_reaches_every_pixel_through_its_shortcuts():
+  """With every branch shut, each output pixel of B.5's decoder depends on z (1 in 16 with 1x1
+  shortcuts), and z on each input pixel of the encoder."""
+  shapes = conv.scale_channels(conv.CIFAR_DECODER_SHAPES, 0.125)
+  decoder = conv.ConvDecoder(shapes, residual=True, unflatten_shape=None, full_rank_shortcuts=True)
+  z = _normal((1, 8, 8, 4))
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, v: np.zeros_like(v) if "branch_scale" in jax.tree_util.keystr(path) else v,
+      _random_params(decoder, z.shape))
+  grads = jax.jacrev(lambda z: _apply(decoder, params, z).sum(axis=-1))(z)  # [1,32,32,1,8,8,4]
+  assert np.all(np.abs(grads).reshape(32 * 32, -1).max(axis=1) > 0)
+  encoder = conv.ConvEncoder(conv.scale_channels(conv.CIFAR_ENCODER_SHAPES, 0.125), residual=True,
+                             flatten=False, full_rank_shortcuts=True)
+  x = _normal((1, 32, 32, 3))
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, v: np.zeros_like(v) if "branch_scale" in jax.tree_util.keystr(path) else v,
+      _random_params(encoder, x.shape))
+  grads = jax.grad(lambda x: _apply(encoder, params, x).sum())(x)
+  assert np.all(np.abs(grads) > 0)
+
+
 @pytest.mark.parametrize("residual", [True, False])
 def test_l2_naming_rule(residual):
   """Kernels under hidden_* names (penalized in B.3) are exactly those of non-linear layers."""

@@ -23,6 +23,10 @@ if "pool_down" in overrides0:
     return original2(x, kernel, strides)
   conv.conv2d = patched2
 
+if "shortcut1x1" in overrides0:  # B.5's resampling shortcuts as they were before issue #17's fix
+  full_rank_block = conv.ResidualBlock
+  conv.ResidualBlock = lambda *args, full_rank_shortcut=False, **kwargs: full_rank_block(*args, **kwargs)
+
 cell, steps, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 overrides = dict(a.split("=") for a in sys.argv[4:])
 config = xu2020.config_for_cell(cell)

@@ -74,11 +74,11 @@ def _networks(architecture: str, image_shape, width: float = 1.0):
   """(encoder, decoder) of B.2 / B.5 for a convolutional architecture; B.5's channel counts
   multiplied by `width`."""
   residual = architecture != "conv"
-  if architecture == "resnet_cifar":
+  if architecture == "resnet_cifar":  # full-rank resampling shortcuts: issue #17, ResidualBlock
     return (conv.ConvEncoder(conv.scale_channels(conv.CIFAR_ENCODER_SHAPES, width), residual,
-                             flatten=False),
+                             flatten=False, full_rank_shortcuts=True),
             conv.ConvDecoder(conv.scale_channels(conv.CIFAR_DECODER_SHAPES, width), residual,
-                             unflatten_shape=None))
+                             unflatten_shape=None, full_rank_shortcuts=True))
   if tuple(image_shape[:2]) != (28, 28):
     raise ValueError(f"The {architecture} architecture of B.2 is for 28x28 images; the data are "
                      f"{tuple(image_shape)}. Use architecture 'dense' for other sizes.")

@@ -200,18 +200,26 @@ class ResidualBlock(nn.Module):
   to 3.6, and the loss to inf (results/README.md). With the scalar, hidden_1 starts random and
   learns at the branch's own scale: the first update moves branch_scale by lr, the branch by
   lr times its output.
+
+  With `full_rank_shortcut`, a resampling shortcut's kernel is `strides` wide instead of 1x1:
+  a space-to-depth (or, transposed, depth-to-space) linear map through which every input pixel
+  reaches the output. A 1x1 stride-2 convolution reads 1 pixel in 4, and its transpose writes 1
+  pixel in 4 with zeros between; while the branches are still nearly shut, B.5's two stride-2
+  levels then leave 15 of every 16 decoder outputs without a linear path from z (issue #17).
   """
   features: int
   strides: int = 1
   transpose: bool = False
   kernel_size: int = 3
+  full_rank_shortcut: bool = False
 
   @nn.compact
   def __call__(self, x):
     if self.strides == 1 and x.shape[-1] == self.features:
       shortcut = x
     else:
-      shortcut = Conv(self.features, 1, self.strides, self.transpose, name="shortcut")(x)
+      width = self.strides if self.full_rank_shortcut else 1
+      shortcut = Conv(self.features, width, self.strides, self.transpose, name="shortcut")(x)
     h = Conv(self.features, self.kernel_size, self.strides, self.transpose,
              name="hidden_0")(leaky_relu(x))
     h = Conv(self.features, self.kernel_size, 1, self.transpose, name="hidden_1")(leaky_relu(h))
@@ -227,6 +235,7 @@ class ConvStack(nn.Module):
   output_shapes: Sequence[tuple[int, int, int]]
   residual: bool
   transpose: bool
+  full_rank_shortcuts: bool = False  # see ResidualBlock
 
   @nn.compact
   def __call__(self, x):
@@ -235,7 +244,8 @@ class ConvStack(nn.Module):
       height, _, features = shape
       strides = layer_strides(x.shape[-3], height, self.transpose)
       if self.residual:
-        x = ResidualBlock(features, strides, self.transpose, name=f"block_{i}")(x)
+        x = ResidualBlock(features, strides, self.transpose,
+                          full_rank_shortcut=self.full_rank_shortcuts, name=f"block_{i}")(x)
       else:
         x = leaky_relu(Conv(features, 3, strides, self.transpose, name=f"hidden_{i}")(x))
       if x.shape[-3:] != tuple(shape):
@@ -249,12 +259,14 @@ class ConvEncoder(nn.Module):
   output_shapes: Sequence[tuple[int, int, int]]
   residual: bool
   flatten: bool = True
+  full_rank_shortcuts: bool = False  # see ResidualBlock
 
   @nn.compact
   def __call__(self, x):
     """x: [..., H, W, C] -> [..., h * w * c], or [..., h, w, c] without `flatten`."""
     batch_shape = x.shape[:-3]
     h = ConvStack(self.output_shapes, self.residual, transpose=False,
+                  full_rank_shortcuts=self.full_rank_shortcuts,
                   name="stack")(x.reshape((-1,) + x.shape[-3:]))
     return h.reshape(batch_shape + ((-1,) if self.flatten else h.shape[1:]))
 
@@ -268,6 +280,7 @@ class ConvDecoder(nn.Module):
   output_shapes: Sequence[tuple[int, int, int]]
   residual: bool
   unflatten_shape: tuple[int, int, int] | None
+  full_rank_shortcuts: bool = False  # see ResidualBlock
 
   @nn.compact
   def __call__(self, z):
@@ -278,5 +291,6 @@ class ConvDecoder(nn.Module):
       batch_shape = z.shape[:-1]
       h = leaky_relu(nn.Dense(math.prod(self.unflatten_shape), name="hidden_dense")(z))
       h = h.reshape((-1,) + tuple(self.unflatten_shape))
-    h = ConvStack(self.output_shapes, self.residual, transpose=True, name="stack")(h)
+    h = ConvStack(self.output_shapes, self.residual, transpose=True,
+                  full_rank_shortcuts=self.full_rank_shortcuts, name="stack")(h)
     return h.reshape(batch_shape + h.shape[1:])
