@@ -224,6 +224,14 @@ def test_l2_naming_rule(residual):
   assert len(shortcuts) == (7 if residual else 0)
 
 
+@pytest.mark.parametrize("shape", [(3, 3, 16, 24), (1, 1, 3, 24), (2, 2, 24, 48), (5, 7)])
+def test_lecun_normal_is_flax_lecun_normal_bit_for_bit(shape):
+  """Drawn as a 2-D matrix (fast to compile), the same numbers as Flax's draw of the shape."""
+  key = jax.random.PRNGKey(7)
+  np.testing.assert_array_equal(conv.lecun_normal(key, shape),
+                                nn.initializers.lecun_normal()(key, shape))
+
+
 @pytest.mark.parametrize("kernel_size,strides", [(3, 2), (1, 2), (3, 1)])
 def test_conv_transpose_equals_flax_in_parameters_and_outputs(kernel_size, strides):
   x = _normal((2, 7, 6, 5))

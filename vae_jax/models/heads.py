@@ -10,12 +10,13 @@ import jax.numpy as jnp
 
 from vae_jax.distributions import bernoulli_image
 from vae_jax.distributions.discretized_logistic import MIN_LOG_SCALE, DiscretizedLogistic
+from vae_jax.nets import conv
 from vae_jax.nets.pixelcnn import MaskedPixelCNN, PixelCNN, VampPixelCNN
 from vae_jax.nets.weight_norm import WNConv
 
 
 def _linear_1x1(channels: int, name: str):
-  return nn.Conv(channels, (1, 1), name=name)
+  return nn.Conv(channels, (1, 1), kernel_init=conv.lecun_normal, name=name)
 
 
 class BernoulliHead(nn.Module):

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 
 from vae_jax import priors
 from vae_jax.distributions import DiagonalGaussian
+from vae_jax.nets import conv
 
 
 class LogWeights(NamedTuple):
@@ -46,7 +47,7 @@ class VAE(nn.Module):
     if len(self.latent_shape) == 1:
       linear = lambda: nn.Dense(self.latent_shape[0])
     else:
-      linear = lambda: nn.Conv(self.latent_shape[-1], (1, 1))
+      linear = lambda: nn.Conv(self.latent_shape[-1], (1, 1), kernel_init=conv.lecun_normal)
     self.posterior_loc = linear()
     self.posterior_logstd = linear()
 

@@ -12,6 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vae_jax.nets.conv import lecun_normal
+
 # Section 5.1: "MLPs with two hidden layers of 300 hidden units".
 MLP_WIDTH = 300
 # The convolutional encoders of the authors' convHVAE_2level: (features, kernel, stride).
@@ -37,9 +39,9 @@ class GatedConv(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    conv = lambda name: nn.Conv(self.features, (self.kernel_size,) * 2, (self.strides,) * 2,
-                                padding="SAME", name=name)
-    return conv("linear")(x) * jax.nn.sigmoid(conv("gate")(x))
+    layer = lambda name: nn.Conv(self.features, (self.kernel_size,) * 2, (self.strides,) * 2,
+                                 padding="SAME", kernel_init=lecun_normal, name=name)
+    return layer("linear")(x) * jax.nn.sigmoid(layer("gate")(x))
 
 
 class GatedMLP(nn.Module):
