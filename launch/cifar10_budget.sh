@@ -14,7 +14,7 @@
 #   VAE_JAX_DATA_DIR=../shared/data bash launch/cifar10_budget.sh [runs/cifar10_budget]
 set -euo pipefail
 out="${1:-runs/cifar10_budget}"
-EPOCHS=5
+EPOCHS=4
 BUDGET=(--config.train.batch_size=32
   --config.train.learning_rates="(1e-3,1e-4)" --config.train.lr_boundaries="(0.75,)"
   --config.train.checkpoint_every_steps=500 --config.train.log_every_steps=100
