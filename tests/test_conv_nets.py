@@ -232,6 +232,13 @@ def test_lecun_normal_is_flax_lecun_normal_bit_for_bit(shape):
                                 nn.initializers.lecun_normal()(key, shape))
 
 
+def test_drawn_as_matrix_keeps_a_normal_draw():
+  """WNConv's directions: N(0, 0.05^2) drawn as a matrix are the draw of the 4-D shape."""
+  key, shape = jax.random.PRNGKey(8), (3, 3, 16, 24)
+  normal = nn.initializers.normal(0.05)
+  np.testing.assert_array_equal(conv.drawn_as_matrix(normal)(key, shape), normal(key, shape))
+
+
 @pytest.mark.parametrize("kernel_size,strides", [(3, 2), (1, 2), (3, 1)])
 def test_conv_transpose_equals_flax_in_parameters_and_outputs(kernel_size, strides):
   x = _normal((2, 7, 6, 5))

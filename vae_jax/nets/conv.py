@@ -44,14 +44,18 @@ def scale_channels(shapes, width: float):
 _NUMBERS = ("NHWC", "HWIO", "NHWC")
 
 
-def lecun_normal(key, shape, dtype=jnp.float32):
-  """nn.initializers.lecun_normal() for a [..., in, out] kernel, bit for bit, drawn as the 2-D
-  [fan-in, out] matrix and reshaped (threefry's counters are the flattened indices). XLA:CPU
-  compiles the random draw of a 4-D shape 2-12x slower (JAX 0.12: 7.9 s against 0.7 s for a
-  3x3x16x16 kernel), and B.5's RealNVP prior has 200 such kernels: its initialisation took 11
-  minutes to compile on one core."""
-  fan_in = math.prod(shape[:-1])
-  return nn.initializers.lecun_normal()(key, (fan_in, shape[-1]), dtype).reshape(shape)
+def drawn_as_matrix(initializer):
+  """`initializer` for a [..., in, out] kernel, bit for bit, drawn as the 2-D [fan-in, out]
+  matrix and reshaped (threefry's counters are the flattened indices; a fan-in-scaled draw sees
+  the same fan-in). XLA:CPU compiles the random draw of a 4-D shape 2-12x slower (JAX 0.12: 7.9 s
+  against 0.7 s for a 3x3x16x16 kernel), and B.5's RealNVP prior has 200 such kernels: its
+  initialisation took 11 minutes to compile on one core."""
+  def init(key, shape, dtype=jnp.float32):
+    return initializer(key, (math.prod(shape[:-1]), shape[-1]), dtype).reshape(shape)
+  return init
+
+
+lecun_normal = drawn_as_matrix(nn.initializers.lecun_normal())  # nn.Conv's default kernel_init
 
 # XLA:CPU computes a convolution's kernel gradient over a large batch several times slower than
 # the same sum over chunks of the batch: at batch 128 on 2 cores, 5.7x the forward time against

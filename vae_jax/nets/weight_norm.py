@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax.nets.conv import drawn_as_matrix
+
 _V_INIT_STD = 0.05  # Salimans & Kingma's code draws v from N(0, 0.05^2); only its direction matters
 
 
@@ -69,7 +71,7 @@ class WNConv(_WeightNormalized):
   @nn.compact
   def __call__(self, x):
     shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
-    v = self.param("v", nn.initializers.normal(_V_INIT_STD), shape)
+    v = self.param("v", drawn_as_matrix(nn.initializers.normal(_V_INIT_STD)), shape)
     kernel = _unit_directions(v, self.mask)
     numbers = ("NHWC", "HWIO", "NHWC")
     strides = (self.strides, self.strides)
