@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from vae_jax.nets import conv
+from vae_jax.nets.dense import Dense
 
 BATCH = (2, 3)
 
@@ -336,3 +337,15 @@ def test_chunked_kernel_gradients_equal_autodiff(monkeypatch, transpose, strides
   dy = rng.standard_normal(out.shape)
   for got, want in zip(ours_vjp(dy), reference_vjp(dy)):
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_dense_is_flax_dense_on_leading_axes_flattened():
+  """nets.dense.Dense: nn.Dense's parameters (same names, same initialisation) and outputs for
+  inputs with several leading axes; only how the matmul is laid out differs."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 5))
+  ours, flax_dense = Dense(4), nn.Dense(4)
+  params = ours.init(jax.random.PRNGKey(1), x)
+  reference = flax_dense.init(jax.random.PRNGKey(1), x)
+  assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, params, reference))
+  np.testing.assert_allclose(ours.apply(params, x), flax_dense.apply(params, x), rtol=1e-6)
+  assert ours.apply(params, x).shape == (2, 3, 4)

@@ -1,6 +1,7 @@
 """Densities against closed forms and brute-force sums."""
 import itertools
 
+import distrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,6 +36,21 @@ def test_gaussian_with_tiny_std_stays_finite():
   assert np.all(np.isfinite(log_q))
   # E[log q] = -entropy exactly for a Gaussian; a float32 (z - loc) would be off by far more.
   np.testing.assert_allclose(log_q.mean(), -dist.entropy(), rtol=0.01)
+
+
+def test_bernoulli_image_log_prob_and_gradient_equal_distrax_bernoulli(float64):
+  # Extreme logits, where a naive log(sigmoid) would overflow, and a leading sample axis that
+  # broadcasts against the images.
+  logits = 10 * jax.random.normal(jax.random.PRNGKey(0), (3, 2, 5, 4, 1))
+  logits = logits.at[0, 0, 0, 0, 0].set(300.0).at[0, 0, 0, 1, 0].set(-300.0)
+  x = (jax.random.uniform(jax.random.PRNGKey(1), (2, 5, 4, 1)) < 0.4).astype(jnp.float64)
+  x = x.at[0, 0, 0, 0].set(0.0).at[0, 0, 1, 0].set(1.0)
+  reference = lambda l: distrax.Independent(distrax.Bernoulli(logits=l), 3).log_prob(x)
+  ours = lambda l: bernoulli_image(l).log_prob(x)
+  assert ours(logits).shape == (3, 2)
+  np.testing.assert_allclose(ours(logits), reference(logits), rtol=1e-12)
+  gradient = lambda f: jax.grad(lambda l: jnp.sum(f(l)))(logits)
+  np.testing.assert_allclose(gradient(ours), gradient(reference), rtol=1e-12, atol=1e-12)
 
 
 def test_standard_normal_event_shape():

@@ -1,6 +1,8 @@
 """Training end to end on the embedded digits: loss goes down, exact resume, errors, sharding."""
+import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -123,10 +125,20 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path
   assert int(train.train(run, str(tmp_path)).step) == stopped_at
 
 
-def test_nonfinite_loss_stops_the_run_naming_the_step(tmp_path, config):
+def test_nonfinite_loss_stops_the_run_naming_the_step_and_saves_no_nonfinite_state(tmp_path,
+                                                                                   config):
   config.train.learning_rates = (1e30, 1e30, 1e30)
-  with pytest.raises(FloatingPointError, match=r"Non-finite loss or gradient at step \d+"):
-    train.train(train.setup_run(config), str(tmp_path))
+  config.train.checkpoint_every_steps = 1  # a save is due right after the bad step
+  run = train.setup_run(config)
+  with pytest.raises(FloatingPointError,
+                     match=r"Non-finite loss or gradient at step (\d+).*last good checkpoint"
+                           r" is step \1 ") as raised:
+    train.train(run, str(tmp_path))
+  bad_step = int(re.search(r"at step (\d+)", str(raised.value)).group(1))
+  optimizer = train.make_optimizer(config.train, run.total_steps)
+  saved = train.restore_train_state(run, optimizer, checkpoints.manager(str(tmp_path), 2))
+  assert int(saved.step) == bad_step  # the state before the bad step's update
+  assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(saved.params))
 
 
 def test_resuming_with_another_config_is_refused_and_changes_nothing(tmp_path, config):
@@ -139,6 +151,23 @@ def test_resuming_with_another_config_is_refused_and_changes_nothing(tmp_path, c
     train.train_and_evaluate(config, str(tmp_path))
   assert (tmp_path / "config.json").read_text() == saved
   assert (tmp_path / "eval_test.json").read_text() == results
+
+
+def test_steps_per_call_default_is_chosen_per_model_and_resume_accepts_another(tmp_path, config):
+  assert config.train.steps_per_call == 0 and config.model.architecture == "dense"
+  run = train.setup_run(config)
+  assert run.steps_per_call == train.AUTO_STEPS_PER_CALL
+  conv = config.copy_and_resolve_references()
+  conv.model.architecture = "conv"  # gradient convolutions in a device loop are slow on a CPU
+  assert dataclasses.replace(run, config=conv).steps_per_call == (
+      1 if jax.devices()[0].platform == "cpu" else train.AUTO_STEPS_PER_CALL)
+  config.train.steps_per_call = 3
+  assert train.setup_run(config).steps_per_call == 3
+  config.train.num_epochs = 1
+  train.train(train.setup_run(config), str(tmp_path))
+  config.train.steps_per_call, config.train.num_epochs = 0, 2  # how, not what: accepted
+  assert int(train.train(train.setup_run(config), str(tmp_path)).step) == 2 * (
+      train.setup_run(config).steps_per_epoch)
 
 
 def test_missing_data_file_names_the_path(tmp_path, config):

@@ -16,6 +16,9 @@ standard and the RealNVP prior, at the paper's batch size, it measures:
   - the forward rate (one-sample log weights at the training batch, images/s) and importance
     samples/s of the IS-NLL evaluation (vae_jax.evaluate.DatasetEvaluator, the same code as the
     test-set evaluation), with its sample chunk.
+With --reference=standard,vampprior it also times the library's step for the VampPrior paper's
+VAE against a minimal hand-written step of the same model (vae_jax.reference_step), in
+alternating rounds, and reports the ratio of their images/s.
 """
 import glob
 import json
@@ -28,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import evaluate, parallel, train, xu2020
+from vae_jax import evaluate, parallel, reference_step, train, vampprior, xu2020
 from vae_jax.data import batching
 from vae_jax.metric_writer import write_json_atomically, write_text_atomically
 
@@ -115,7 +118,7 @@ def benchmark_cell(cell: str, seconds: float, is_images: int, is_samples: int,
   state = train.create_train_state(run, optimizer)
   order = parallel.replicate(np.arange(run.train_images.shape[0]), run.mesh)
   images = run.train_images
-  batch_size, steps_per_call = config.train.batch_size, config.train.steps_per_call
+  batch_size, steps_per_call = config.train.batch_size, run.steps_per_call
 
   one_step = jax.jit(train.make_train_step(run, optimizer)).lower(state, images, order).compile()
   flops_per_step = float(one_step.cost_analysis()["flops"])
@@ -168,6 +171,38 @@ def benchmark_cell(cell: str, seconds: float, is_images: int, is_samples: int,
   }
 
 
+def reference_comparison(prior: str, seconds: float, rounds: int = 5) -> dict:
+  """The library's training call for the VampPrior paper's VAE (configs/vampprior.py:
+  static_mnist-vae-<prior>, its default steps per call) against vae_jax.reference_step's minimal
+  step of the same model (50 steps per call), timed in alternating rounds in this process; the
+  ratio of the median images/s."""
+  config = vampprior.config_for_cell(f"static_mnist-vae-{prior}")
+  run = train.setup_run(config)
+  optimizer = train.make_optimizer(config.train, run.total_steps)
+  train_steps = train.make_train_steps(run, optimizer)
+  order = parallel.replicate(np.arange(run.train_images.shape[0]), run.mesh)
+  holder, steps_per_call = [train.create_train_state(run, optimizer)], run.steps_per_call
+
+  def library_call():
+    holder[0], sums = train_steps(holder[0], run.train_images, order, steps_per_call)
+    return sums
+  reference_steps = 50
+  components = config.model.num_components if prior == "vampprior" else 0
+  calls = {"library": (library_call, steps_per_call),
+           "reference": (reference_step.make(components, reference_steps), reference_steps)}
+  rates = {name: [] for name in calls}
+  for _ in range(rounds):
+    for name, (call, steps) in calls.items():
+      n, elapsed = _timed(call, seconds / rounds)
+      rates[name].append(n * steps * config.train.batch_size / elapsed)
+  library, reference = (float(np.median(rates[name])) for name in calls)
+  return {"prior": prior, "cell": f"static_mnist-vae-{prior}", "components": components,
+          "batch_size": config.train.batch_size, "library_steps_per_call": steps_per_call,
+          "reference_steps_per_call": reference_steps,
+          "library_images_per_second": library, "reference_images_per_second": reference,
+          "ratio": library / reference, "rounds": rates}
+
+
 def machine() -> dict:
   device = jax.devices()[0]
   return {"platform": device.platform, "device_kind": device.device_kind,
@@ -177,9 +212,12 @@ def machine() -> dict:
 
 def run_benchmarks(families, priors, seconds: float, is_images: int, is_samples: int,
                    sample_chunk: int, matmul_size: int, batch_size=None,
-                   steps_per_call=None, eval_batch_size=None) -> dict:
+                   steps_per_call=None, eval_batch_size=None, reference_priors=()) -> dict:
   peak = matmul_peak(matmul_size, seconds)
   logging.info("matmul peak %.1f GFLOP/s", peak["peak_flops_per_second"] / 1e9)
+  reference = [reference_comparison(prior, 2 * seconds) for prior in reference_priors]
+  for row in reference:
+    logging.info("%s", json.dumps(row))
   rows = []
   for family in families:
     for prior in priors:
@@ -190,7 +228,7 @@ def run_benchmarks(families, priors, seconds: float, is_images: int, is_samples:
       rows.append(dict(row, family=family, prior=prior))
       logging.info("%s", json.dumps(rows[-1]))
   return {"machine": machine(), **peak, "seconds_per_measurement": seconds,
-          "xla_flags": os.environ.get("XLA_FLAGS", ""), "rows": rows}
+          "xla_flags": os.environ.get("XLA_FLAGS", ""), "rows": rows, "reference": reference}
 
 
 def _size(n_bytes) -> str:
@@ -215,8 +253,18 @@ def render(paths) -> str:
               f"jax {m['jax']})", "",
               f"`{result.get('command', '')}`", "",
               f"Measured matmul peak: {result['peak_flops_per_second'] / 1e9:,.1f} GFLOP/s "
-              f"({result['matmul_size']}x{result['matmul_size']} float32).", "",
-              "| model | cell | batch | compile s | train img/s | ms/step | GFLOP/step | "
+              f"({result['matmul_size']}x{result['matmul_size']} float32).", ""]
+    if result.get("reference"):
+      lines += ["Against a minimal hand-written step of the same model "
+                "(`vae_jax.reference_step`), alternating rounds in one process:", "",
+                "| cell | batch | library img/s (steps/call) | reference img/s (steps/call) | "
+                "ratio |", "|---|---|---|---|---|"]
+      lines += [f"| {r['cell']} | {r['batch_size']} | {r['library_images_per_second']:,.0f} "
+                f"({r['library_steps_per_call']}) | {r['reference_images_per_second']:,.0f} "
+                f"({r['reference_steps_per_call']}) | {r['ratio']:.2f} |"
+                for r in result["reference"]]
+      lines.append("")
+    lines += ["| model | cell | batch | compile s | train img/s | ms/step | GFLOP/step | "
               "% of peak | step memory | device peak | forward img/s | IS samples/s | "
               "IS / forward | IS chunk x batch | kernels/step | prior ms (kernels) |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -249,6 +297,9 @@ flags.DEFINE_integer("batch_size", None, "Training batch (default: the paper's).
 flags.DEFINE_integer("steps_per_call", None, "At most this many steps per jitted call "
                      "(default: the config's).")
 flags.DEFINE_integer("eval_batch_size", None, "Test points per IS call (default: the config's).")
+flags.DEFINE_list("reference", [], "Also compare the library's step with a minimal step of the "
+                  "VampPrior paper's VAE (vae_jax.reference_step) for these priors: standard, "
+                  "vampprior.")
 flags.DEFINE_boolean("render", False, "Only write results/benchmarks.md from the JSON files.")
 flags.DEFINE_string("results_dir", "results", "Where benchmarks.md and benchmarks/ live.")
 parallel.define_flags()
@@ -261,7 +312,8 @@ def main(argv):
   if not FLAGS.render:
     if not FLAGS.output:
       raise app.UsageError("--output=<file>.json is required (or --render).")
-    unknown = sorted(set(FLAGS.families) - set(FAMILIES)) + sorted(set(FLAGS.priors) - set(PRIORS))
+    unknown = (sorted(set(FLAGS.families) - set(FAMILIES)) + sorted(set(FLAGS.priors) - set(PRIORS))
+               + sorted(set(FLAGS.reference) - {"standard", "vampprior"}))
     if unknown:
       raise app.UsageError(f"Unknown families or priors {unknown}; valid: {list(FAMILIES)}, "
                            f"{list(PRIORS)}.")
@@ -269,7 +321,7 @@ def main(argv):
     size = FLAGS.matmul_size or (2048 if jax.devices()[0].platform == "cpu" else 8192)
     result = run_benchmarks(FLAGS.families, FLAGS.priors, FLAGS.seconds, FLAGS.is_images,
                             FLAGS.is_samples, FLAGS.sample_chunk, size, FLAGS.batch_size,
-                            FLAGS.steps_per_call, FLAGS.eval_batch_size)
+                            FLAGS.steps_per_call, FLAGS.eval_batch_size, FLAGS.reference)
     result["command"] = "python -m vae_jax.benchmark " + " ".join(sys.argv[1:])
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     write_json_atomically(FLAGS.output, result)

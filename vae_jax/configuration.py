@@ -128,10 +128,9 @@ def base_config() -> ml_collections.ConfigDict:
       normalize_gradients=False,
       log_every_steps=200,
       # Optimizer steps per jitted call: > 1 runs them in a device-side loop, without per-step
-      # dispatch from Python (for small models on GPU/TPU; on XLA:CPU it slows convolutional
-      # models down: see train.make_train_steps). Calls end at every log, epoch end and
-      # checkpoint, so results do not depend on it.
-      steps_per_call=1,
+      # dispatch from Python. 0: chosen per model and device (train.Run.steps_per_call). Calls
+      # end at every log, epoch end and checkpoint, so results do not depend on it.
+      steps_per_call=0,
       checkpoint_every_steps=5000,
       keep_checkpoints=2,
       validate_every_epochs=0,  # B.3: 20 where early stopping is used; needs data.validation
@@ -212,7 +211,10 @@ def validate(config, num_devices: int) -> None:
     if evaluation.sample_chunk and num_samples % min(num_samples, evaluation.sample_chunk):
       raise ValueError(f"config.{key}={num_samples} must be a multiple of "
                        f"config.eval.sample_chunk={evaluation.sample_chunk}, or smaller than it.")
-  for key in ("steps_per_call", "log_every_steps", "checkpoint_every_steps"):
+  if train.steps_per_call < 0:
+    raise ValueError(f"config.train.steps_per_call={train.steps_per_call} must be >= 0 "
+                     "(0: chosen per model and device).")
+  for key in ("log_every_steps", "checkpoint_every_steps"):
     if train[key] < 1:
       raise ValueError(f"config.train.{key}={train[key]} must be >= 1.")
   if len(train.learning_rates) != len(train.lr_boundaries) + 1:

@@ -24,7 +24,7 @@ from vae_jax import (bounds, checkpoints, configuration, data, evaluate, image_g
                      priors)
 from vae_jax.data import batching
 from vae_jax.metric_writer import MetricWriter, write_json_atomically, write_text_atomically
-from vae_jax.models import create_model
+from vae_jax.models import create_model, factory
 
 
 @flax.struct.dataclass
@@ -149,6 +149,9 @@ def latent_regularizer(z):
   return jnp.mean(jnp.square(jnp.mean(z, 0)) + jnp.square(jnp.var(z, 0) - 1.0))
 
 
+AUTO_STEPS_PER_CALL = 50  # for the models that a device loop makes faster (Run.steps_per_call)
+
+
 @dataclasses.dataclass(frozen=True)
 class Run:
   """Everything a run needs besides its state: config, data on device, model, mesh."""
@@ -164,6 +167,19 @@ class Run:
   @property
   def total_steps(self) -> int:
     return max(1, round(self.config.train.num_epochs * self.steps_per_epoch))
+
+  @property
+  def steps_per_call(self) -> int:
+    """config.train.steps_per_call, or where it is 0 the fast choice for this model and device:
+    one step per call for convolutional models on a CPU, whose gradient convolutions inside a
+    device loop miss XLA:CPU's fast kernels (a ConvVAE step 17x slower, issue #7), else
+    AUTO_STEPS_PER_CALL (the DenseVAE of the VampPrior paper 20% faster on a CPU, issue #18)."""
+    chosen = self.config.train.steps_per_call
+    if chosen:
+      return chosen
+    convolutional = self.config.model.architecture not in factory.DENSE_ARCHITECTURES
+    on_cpu = self.mesh.devices.flat[0].platform == "cpu"
+    return 1 if convolutional and on_cpu else AUTO_STEPS_PER_CALL
 
   def keys(self):
     """(init, train, data order, evaluation) keys from the seed."""
@@ -334,10 +350,11 @@ def make_train_step(run: Run, optimizer):
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    # A non-finite step changes nothing and is remembered; the host stops at the next check.
-    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & (state.first_nonfinite_step < 0)
-    keep_if_finite = lambda new, old: jax.tree_util.tree_map(
-        lambda a, b: jnp.where(finite, a, b), new, old)
+    # The first non-finite step is remembered; the host checks it before it validates, logs or
+    # saves anything, and then stops, discarding the state. (Keeping the last finite state on
+    # the device instead, a select over parameters and optimizer state at every step, cost 13%
+    # of the DenseVAE's step: issue #18.)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     first_nonfinite = jnp.where(finite | (state.first_nonfinite_step >= 0),
                                 state.first_nonfinite_step, state.step)
     metrics.update(beta=beta, grad_norm=grad_norm)
@@ -346,35 +363,27 @@ def make_train_step(run: Run, optimizer):
     averaged = state.averaged_params
     if averaged is not None:  # Polyak averaging (VLAE Appendix A: alpha = 0.998)
       decay = train_config.polyak_decay
-      averaged = keep_if_finite(jax.tree_util.tree_map(
-          lambda a, p: decay * a + (1 - decay) * p, averaged, params), averaged)
-    return state.replace(step=state.step + 1, params=keep_if_finite(params, state.params),
-                         averaged_params=averaged,
-                         opt_state=keep_if_finite(opt_state, state.opt_state),
-                         first_nonfinite_step=first_nonfinite), metrics
+      averaged = jax.tree_util.tree_map(lambda a, p: decay * a + (1 - decay) * p, averaged, params)
+    return state.replace(step=state.step + 1, params=params, averaged_params=averaged,
+                         opt_state=opt_state, first_nonfinite_step=first_nonfinite), metrics
 
   return train_step
 
 
 def make_train_steps(run: Run, optimizer):
   """The jitted `train_steps(state, images, order, num_steps) -> (state, metric sums)`: that many
-  optimizer steps in one call, up to config.train.steps_per_call. The state is donated: its
-  buffers are reused for the new one.
-
-  With steps_per_call > 1 the steps run in a device-side loop, with no per-step dispatch from
-  Python. That is for small models on accelerators: on XLA:CPU the loop makes the DenseVAE 13%
-  faster but a ConvVAE step 17x slower (the gradient convolutions inside a while loop miss
-  XLA:CPU's fast kernels; results/README.md, issue #7), so the default is a plain one-step call.
+  optimizer steps in one call, up to run.steps_per_call. The state is donated: its buffers are
+  reused for the new one. With more than one step per call the steps run in a device-side loop,
+  with no per-step dispatch from Python (see Run.steps_per_call for when that is faster).
   """
   train_step = make_train_step(run, optimizer)
   replicated = parallel.replicated(run.mesh)
-  if run.config.train.steps_per_call == 1:
+  if run.steps_per_call == 1:
     one_step = jax.jit(train_step, donate_argnums=0, out_shardings=replicated)
 
     def train_steps_one_at_a_time(state, images, order, num_steps=1):
       if num_steps != 1:
-        raise ValueError(f"{num_steps} steps in one call need config.train.steps_per_call >= "
-                         f"{num_steps}.")
+        raise ValueError(f"{num_steps} steps in one call need run.steps_per_call >= {num_steps}.")
       return one_step(state, images, order)
     return train_steps_one_at_a_time
 
@@ -392,11 +401,11 @@ def make_train_steps(run: Run, optimizer):
 
 def steps_to_next_stop(step: int, run: Run) -> int:
   """Steps from `step` to the next point where the host acts (a log line, an epoch's end for
-  validation and the next order, a checkpoint, the last step), at most config.train.steps_per_call."""
+  validation and the next order, a checkpoint, the last step), at most run.steps_per_call."""
   train_config = run.config.train
   every = (train_config.log_every_steps, run.steps_per_epoch, train_config.checkpoint_every_steps)
   next_stop = min(step + n - step % n for n in every)
-  return min(next_stop, step + train_config.steps_per_call, run.total_steps) - step
+  return min(next_stop, step + run.steps_per_call, run.total_steps) - step
 
 
 def _check_config_matches_workdir(config, workdir: str) -> None:
@@ -407,11 +416,12 @@ def _check_config_matches_workdir(config, workdir: str) -> None:
     with open(path, encoding="utf-8") as f:
       # Keys added to vae_jax since the run started take their defaults.
       saved = configuration.to_json(configuration.from_json(f.read()))
-    if saved != current:
-      old = configuration.flatten(json.loads(saved))
-      new = configuration.flatten(json.loads(current))
-      diffs = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
-               if old.get(k) != new.get(k)]
+    old = configuration.flatten(json.loads(saved))
+    new = configuration.flatten(json.loads(current))
+    # Steps per call change how the steps are dispatched, not what they compute.
+    diffs = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+             if old.get(k) != new.get(k) and k != "train.steps_per_call"]
+    if diffs:
       raise ValueError(f"{workdir} holds a run with a different config ({'; '.join(diffs)}). "
                        "Resume it with the same config, or give a new --workdir.")
   else:
@@ -426,7 +436,7 @@ def _raise_if_nonfinite(state: TrainState, checkpoint_manager, run: Run) -> None
              if last is not None else "no checkpoint was saved before it")
     raise FloatingPointError(
         f"Non-finite loss or gradient at step {bad_step} (epoch {bad_step // run.steps_per_epoch}); "
-        f"parameters were not updated from then on and {where}. Try a lower learning rate, a "
+        f"the state after it is discarded and {where}. Try a lower learning rate, a "
         "smaller config.train.grad_clip_norm or a higher config.model.min_logstd.")
 
 
@@ -448,47 +458,51 @@ def train(run: Run, workdir: str) -> TrainState:
                                          run.config.eval.sample_chunk, run.config.eval.batch_size)
                if train_config.validate_every_epochs else None)
   step = int(state.step)
-  # Closed on any exit: tensorboardX's writer thread must stop before the interpreter does.
+  # Closed on any exit: tensorboardX's writer thread must stop before the interpreter does,
+  # and an asynchronous save in flight must finish, also when the run stops with an error.
   with MetricWriter(workdir, resume_step=step) as writer:
-    num_train = run.train_images.shape[0]
-    pending, interval_start, interval_step, rates = [], time.time(), step, []  # metric sums
-    order = epoch_order(order_key, step // run.steps_per_epoch, num_train)
-    # A run resumed at a validation point may already have run out of patience.
-    validation_interval = train_config.validate_every_epochs * run.steps_per_epoch
-    stop_early = (validator is not None and step > 0 and step % validation_interval == 0
-                  and _patience_exhausted(run, state, step))
-    while step < run.total_steps and not stop_early:
-      num_steps = steps_to_next_stop(step, run)
-      state, metric_sums = train_steps(state, run.train_images, order, num_steps)
-      pending.append(metric_sums)
-      step += num_steps
-      epoch, epoch_done = divmod(step, run.steps_per_epoch)
-      if step % train_config.log_every_steps == 0 or step == run.total_steps:
-        _raise_if_nonfinite(state, checkpoint_manager, run)
-        means = {k: float(np.sum([m[k] for m in jax.device_get(pending)])) / (step - interval_step)
-                 for k in pending[0]}
-        elapsed = time.time() - interval_start
-        rate = (step - interval_step) / elapsed
-        rates.append(rate)
-        means.update(steps_per_second=rate, images_per_second=rate * train_config.batch_size)
-        writer.write(step, "train", means)
-        logging.info("epoch %d/%g step %d/%d loss %.3f elbo %.3f steps/s %.1f ETA %s",
-                     epoch, train_config.num_epochs, step, run.total_steps, means["loss"],
-                     means["elbo"], rate, _duration((run.total_steps - step) / rate))
-        pending, interval_start, interval_step = [], time.time(), step
-      if epoch_done == 0:
-        if validator and (epoch % train_config.validate_every_epochs == 0
-                          or step == run.total_steps):
-          state = _validate(run, state, validator, jax.random.fold_in(eval_key, step), writer)
-          stop_early = _patience_exhausted(run, state, step)
-        order = epoch_order(order_key, epoch, num_train)
-      if step % train_config.checkpoint_every_steps == 0 or step == run.total_steps:
+    try:
+      num_train = run.train_images.shape[0]
+      pending, interval_start, interval_step, rates = [], time.time(), step, []  # metric sums
+      order = epoch_order(order_key, step // run.steps_per_epoch, num_train)
+      # A run resumed at a validation point may already have run out of patience.
+      validation_interval = train_config.validate_every_epochs * run.steps_per_epoch
+      stop_early = (validator is not None and step > 0 and step % validation_interval == 0
+                    and _patience_exhausted(run, state, step))
+      while step < run.total_steps and not stop_early:
+        num_steps = steps_to_next_stop(step, run)
+        state, metric_sums = train_steps(state, run.train_images, order, num_steps)
+        pending.append(metric_sums)
+        step += num_steps
+        epoch, epoch_done = divmod(step, run.steps_per_epoch)
+        if step % train_config.log_every_steps == 0 or step == run.total_steps:
+          _raise_if_nonfinite(state, checkpoint_manager, run)
+          means = {k: float(np.sum([m[k] for m in jax.device_get(pending)])) / (step - interval_step)
+                   for k in pending[0]}
+          elapsed = time.time() - interval_start
+          rate = (step - interval_step) / elapsed
+          rates.append(rate)
+          means.update(steps_per_second=rate, images_per_second=rate * train_config.batch_size)
+          writer.write(step, "train", means)
+          logging.info("epoch %d/%g step %d/%d loss %.3f elbo %.3f steps/s %.1f ETA %s",
+                       epoch, train_config.num_epochs, step, run.total_steps, means["loss"],
+                       means["elbo"], rate, _duration((run.total_steps - step) / rate))
+          pending, interval_start, interval_step = [], time.time(), step
+        if epoch_done == 0:
+          if validator and (epoch % train_config.validate_every_epochs == 0
+                            or step == run.total_steps):
+            _raise_if_nonfinite(state, checkpoint_manager, run)
+            state = _validate(run, state, validator, jax.random.fold_in(eval_key, step), writer)
+            stop_early = _patience_exhausted(run, state, step)
+          order = epoch_order(order_key, epoch, num_train)
+        if step % train_config.checkpoint_every_steps == 0 or step == run.total_steps:
+          _raise_if_nonfinite(state, checkpoint_manager, run)
+          checkpoints.save(checkpoint_manager, step, state)
+      if checkpoint_manager.latest_step() != step:  # stopped early
         _raise_if_nonfinite(state, checkpoint_manager, run)
         checkpoints.save(checkpoint_manager, step, state)
-    if checkpoint_manager.latest_step() != step:  # stopped early
-      _raise_if_nonfinite(state, checkpoint_manager, run)
-      checkpoints.save(checkpoint_manager, step, state)
-    checkpoint_manager.wait_until_finished()
+    finally:
+      checkpoint_manager.wait_until_finished()
   # The first interval includes compilation; report the steady state.
   steady = rates[1:] or rates
   if steady:

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax.nets.dense import Dense
 from vae_jax.nets.weight_norm import WNConv
 
 
@@ -133,7 +134,7 @@ class MADE(nn.Module):
     for i, units in enumerate(self.hidden):
       h = MaskedDense(masks[i], name=f"masked_{i}")(h)
       if context is not None and i == 0:
-        h = h + nn.Dense(units, name="context")(context)
+        h = h + Dense(units, name="context")(context)
       h = activation(h)
     bias = initial_output_bias(self.output_bias, self.num_params, dim)
     out = MaskedDense(
@@ -141,5 +142,5 @@ class MADE(nn.Module):
         kernel_init=(nn.initializers.zeros if self.zero_init_output
                      else nn.initializers.lecun_normal()), name="output")(h)
     if context is not None and not self.hidden:
-      out = out + nn.Dense(dim * self.num_params, name="context")(context)
+      out = out + Dense(dim * self.num_params, name="context")(context)
     return out.reshape(out.shape[:-1] + (dim, self.num_params))

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from vae_jax.flows import bijectors
 from vae_jax.nets import conv
-from vae_jax.nets.dense import MLP
+from vae_jax.nets.dense import MLP, Dense
 
 
 class ActNorm(nn.Module):
@@ -67,7 +67,7 @@ class DenseConditioner(nn.Module):
   @nn.compact
   def __call__(self, u_left):
     h = MLP((self.hidden,), name="mlp")(u_left)
-    return nn.Dense(self.out_dim, name="scale")(h), nn.Dense(self.out_dim, name="shift")(h)
+    return Dense(self.out_dim, name="scale")(h), Dense(self.out_dim, name="shift")(h)
 
 
 class ResnetConditioner(nn.Module):

@@ -15,6 +15,8 @@ from vae_jax.nets.dense import MLP
 ARCHITECTURES = ("dense", "conv", "resnet", "resnet_small", "pixel", "resnet_hvae", "resnet_cifar",
                  "iaf_resnet", "vlae", "resnet_vae", "gated_dense", "hvae", "conv_hvae",
                  "pixel_hvae", "sere")
+# Architectures without convolutions.
+DENSE_ARCHITECTURES = ("dense", "gated_dense", "hvae")
 # The two-level models of Tomczak & Welling (2018): HVAE, ConvHVAE, PixelHVAE.
 _VAMPPRIOR_HVAES = ("hvae", "conv_hvae", "pixel_hvae")
 INFERENCE = ("bidirectional", "bottom_up")
@@ -103,8 +105,8 @@ def _head(model_config, image_shape):
     return heads.PixelCNNHead()
   if model_config.architecture == "vlae":
     return heads.MaskedPixelCNNHead()
-  return heads.BernoulliHead(channels, project=model_config.architecture not in (
-                                 "dense", "gated_dense", "hvae"),
+  return heads.BernoulliHead(channels,
+                             project=model_config.architecture not in DENSE_ARCHITECTURES,
                              weight_norm=model_config.architecture == "iaf_resnet")
 
 

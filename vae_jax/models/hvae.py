@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from vae_jax import priors
 from vae_jax.distributions import DiagonalGaussian
 from vae_jax.models.vae import LogWeights
+from vae_jax.nets.dense import Dense
 
 
 class _GaussianFromFeatures(nn.Module):
@@ -20,8 +21,8 @@ class _GaussianFromFeatures(nn.Module):
 
   @nn.compact
   def __call__(self, h) -> DiagonalGaussian:
-    log_scale = jnp.maximum(nn.Dense(self.latent_dim, name="logstd")(h), self.min_logstd)
-    return DiagonalGaussian(nn.Dense(self.latent_dim, name="loc")(h), log_scale)
+    log_scale = jnp.maximum(Dense(self.latent_dim, name="logstd")(h), self.min_logstd)
+    return DiagonalGaussian(Dense(self.latent_dim, name="loc")(h), log_scale)
 
 
 class HierarchicalVAE(nn.Module):

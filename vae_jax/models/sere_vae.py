@@ -35,7 +35,7 @@ from vae_jax.distributions.discretized_logistic import (DiscretizedLogisticMixtu
 from vae_jax.flows.bijectors import LowRankAffine
 from vae_jax.models.vae import LogWeights
 from vae_jax.nets import conv
-from vae_jax.nets.dense import MLP, leaky_relu
+from vae_jax.nets.dense import MLP, Dense, leaky_relu
 
 NETWORKS = ("mlp", "resnet", "conv")
 PARTITIONS = ("raster", "patches")
@@ -111,7 +111,7 @@ class Trunk(nn.Module):
     if self.network == "mlp":
       return MLP((self.width,) * self.depth, name="mlp")(h)
     if self.network == "resnet":
-      h = leaky_relu(nn.Dense(self.width, name="hidden_in")(h))
+      h = leaky_relu(Dense(self.width, name="hidden_in")(h))
       for i in range(self.depth):
         h = h + MLP((self.width, self.width), name=f"block_{i}")(h)
       return h
@@ -130,7 +130,7 @@ class LatentHead(nn.Module):
   @nn.compact
   def __call__(self, h):
     if len(self.shape) == 1:
-      out = nn.Dense(self.num_outputs * self.shape[0], kernel_init=self.kernel_init,
+      out = Dense(self.num_outputs * self.shape[0], kernel_init=self.kernel_init,
                      bias_init=self.bias_init, name="linear")(h)
     else:
       out = nn.Conv(self.num_outputs * self.shape[-1], (1, 1), kernel_init=self.kernel_init,
@@ -154,7 +154,7 @@ class ImageEncoder(nn.Module):
       height, width = x.shape[-3], x.shape[-2]
       shapes = ((height, width, 16), (height // 2, width // 2, 32), (height // 4, width // 4, 32))
       h = conv.ConvEncoder(shapes, residual=True, name="resnet")(x)
-      return leaky_relu(nn.Dense(self.width, name="hidden_out")(h))
+      return leaky_relu(Dense(self.width, name="hidden_out")(h))
     (height, width), shapes = x.shape[-3:-1], []
     while True:  # halve the image down to the latent grid
       shapes.append((height, width, self.width))
@@ -282,7 +282,7 @@ class DataLayer(nn.Module):
   def _head(self, h, name):
     if self.network == "conv":  # the latent grid is the patch grid
       return nn.Conv(self.params_per_pixel, (1, 1), name=name)(h)
-    out = nn.Dense(math.prod(self.block_shape) * self.params_per_pixel, name=name)(h)
+    out = Dense(math.prod(self.block_shape) * self.params_per_pixel, name=name)(h)
     return out.reshape(h.shape[:-1] + tuple(self.block_shape) + (self.params_per_pixel,))
 
   @nn.compact

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from vae_jax import priors
 from vae_jax.distributions import DiagonalGaussian
 from vae_jax.nets import conv
+from vae_jax.nets.dense import Dense
 
 
 class LogWeights(NamedTuple):
@@ -45,7 +46,7 @@ class VAE(nn.Module):
   def setup(self):
     # Linear[D] heads for latent vectors (B.2), LinearConv1x1 heads for latent tensors (B.5).
     if len(self.latent_shape) == 1:
-      linear = lambda: nn.Dense(self.latent_shape[0])
+      linear = lambda: Dense(self.latent_shape[0])
     else:
       linear = lambda: nn.Conv(self.latent_shape[-1], (1, 1), kernel_init=conv.lecun_normal)
     self.posterior_loc = linear()

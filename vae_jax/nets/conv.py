@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from vae_jax.nets.dense import leaky_relu
+from vae_jax.nets.dense import Dense, leaky_relu
 
 # B.2, ResnetVAE on MNIST-like 28 x 28 x 1 images: hφ(x) = x -> Resnet[...] -> Flatten.
 MNIST_ENCODER_SHAPES = ((28, 28, 32), (28, 28, 32), (14, 14, 64), (14, 14, 64), (7, 7, 64),
@@ -304,7 +304,7 @@ class ConvDecoder(nn.Module):
       batch_shape, h = z.shape[:-3], z.reshape((-1,) + z.shape[-3:])
     else:
       batch_shape = z.shape[:-1]
-      h = leaky_relu(nn.Dense(math.prod(self.unflatten_shape), name="hidden_dense")(z))
+      h = leaky_relu(Dense(math.prod(self.unflatten_shape), name="hidden_dense")(z))
       h = h.reshape((-1,) + tuple(self.unflatten_shape))
     h = ConvStack(self.output_shapes, self.residual, transpose=True,
                   full_rank_shortcuts=self.full_rank_shortcuts, name="stack")(h)

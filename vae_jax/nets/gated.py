@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from vae_jax.nets.conv import lecun_normal
+from vae_jax.nets.dense import Dense
 
 # Section 5.1: "MLPs with two hidden layers of 300 hidden units".
 MLP_WIDTH = 300
@@ -28,8 +29,8 @@ class GatedDense(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    return nn.Dense(self.features, name="linear")(x) * jax.nn.sigmoid(
-        nn.Dense(self.features, name="gate")(x))
+    return Dense(self.features, name="linear")(x) * jax.nn.sigmoid(
+        Dense(self.features, name="gate")(x))
 
 
 class GatedConv(nn.Module):
@@ -83,7 +84,7 @@ class GatedDecoder(nn.Module):
   def __call__(self, z):
     h = GatedMLP(self.features, name="mlp")(z)
     height, width = self.image_shape[:2]
-    out = nn.Dense(height * width * self.out_channels, name="out")(h)
+    out = Dense(height * width * self.out_channels, name="out")(h)
     return out.reshape(z.shape[:-1] + (height, width, self.out_channels))
 
 
@@ -112,7 +113,7 @@ class TwoLatentDecoder(nn.Module):
     h = GatedDense(width_units, name="hidden_joint")(joint)
     batch = z.shape[:-1]
     if not self.conv:
-      out = nn.Dense(height * width * self.out_channels, name="out")(h)
+      out = Dense(height * width * self.out_channels, name="out")(h)
       return out.reshape(batch + (height, width, self.out_channels))
     h = h.reshape((-1, height, width, 1))
     for i, (features, kernel, strides) in enumerate(self.conv_layers):
