@@ -2,6 +2,7 @@
 import json
 import os
 
+from absl import logging
 import jax
 
 
@@ -18,8 +19,7 @@ class MetricWriter:
       import tensorboardX  # pylint: disable=g-import-not-at-top
       path = os.path.join(workdir, "metrics.jsonl")
       if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-          kept = [line for line in f if json.loads(line)["step"] <= resume_step]
+        kept = [line for line in _complete_records(path) if json.loads(line)["step"] <= resume_step]
         write_text_atomically(path, "".join(kept))
       self._jsonl = open(path, "a", encoding="utf-8")
       self._tensorboard = tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"))
@@ -44,6 +44,25 @@ class MetricWriter:
 
   def __exit__(self, *exc_info) -> None:
     self.close()
+
+
+def _complete_records(path: str) -> list:
+  """The lines of a JSON-lines log. A last line cut short (a process killed mid-write) is
+  dropped with a warning: the resumed run writes its records again. A bad line before the last
+  is not a torn tail, and is an error naming the file and line."""
+  with open(path, encoding="utf-8") as f:
+    lines = f.readlines()
+  for number, line in enumerate(lines, 1):
+    try:
+      json.loads(line)
+    except json.JSONDecodeError as error:
+      if number < len(lines):
+        raise ValueError(f"{path}, line {number}, is not a JSON record ({error}); only a "
+                         "torn last line is repaired on resume.") from error
+      logging.warning("%s: dropped its last line, cut short by an interrupted write: %r",
+                      path, line[:80])
+      return lines[:-1]
+  return lines
 
 
 def write_text_atomically(path: str, text: str) -> None:
