@@ -1,8 +1,11 @@
-"""Faults a run must survive (issue #19): so far, a metrics log torn by a kill."""
+"""Faults a run must survive (issue #19): files torn by a kill, unreadable checkpoints."""
 import json
 
+import jax
+import numpy as np
 import pytest
 
+from vae_jax import checkpoints, train
 from vae_jax.metric_writer import MetricWriter
 
 
@@ -34,3 +37,41 @@ def test_a_bad_metrics_line_before_the_last_is_an_error_naming_file_and_line(tmp
   with pytest.raises(ValueError, match=r"metrics.jsonl, line 2, is not a JSON record"):
     MetricWriter(str(tmp_path), resume_step=20)
   assert path.read_text(encoding="utf-8").count("\n") == 3  # nothing rewritten
+
+
+def _train(config, workdir):
+  return train.train(train.setup_run(config), str(workdir))
+
+
+def _tear_arrays(step_dir):
+  """Truncates every array data file of a checkpoint to half its length."""
+  for path in (step_dir / "default" / "d").iterdir():
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+@pytest.mark.parametrize("fault", ["torn arrays", "deleted _METADATA"])
+def test_an_unreadable_latest_checkpoint_falls_back_to_the_one_before(tmp_path, config, fault):
+  config.train.num_epochs, config.train.checkpoint_every_steps = 2, 10  # saves 40 and 46 kept
+  uninterrupted = _train(config, tmp_path / "uninterrupted")
+  _train(config, tmp_path / "faulty")
+  latest = tmp_path / "faulty" / "checkpoints" / "46"
+  if fault == "torn arrays":
+    _tear_arrays(latest)
+  else:
+    (latest / "default" / "_METADATA").unlink()
+  resumed = _train(config, tmp_path / "faulty")  # from step 40, saving step 46 anew
+  for a, b in zip(jax.tree_util.tree_leaves(uninterrupted), jax.tree_util.tree_leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
+  assert (tmp_path / "faulty" / "checkpoints" / "46.unreadable").is_dir()  # kept, not deleted
+
+
+def test_no_readable_checkpoint_is_one_clear_error_and_changes_nothing(tmp_path, config):
+  config.train.num_epochs, config.train.checkpoint_every_steps = 2, 10
+  _train(config, tmp_path)
+  for step in ("40", "46"):
+    _tear_arrays(tmp_path / "checkpoints" / step)
+  with pytest.raises(checkpoints.UnreadableCheckpointError,
+                     match=r"No checkpoint in .*checkpoints could be read \(step 46: .*; step 40: "):
+    _train(config, tmp_path)
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["40", "46"]

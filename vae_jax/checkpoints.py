@@ -40,11 +40,57 @@ def save(checkpoint_manager: ocp.CheckpointManager, step: int, state) -> None:
   checkpoint_manager.save(step, args=ocp.args.StandardSave(state), force=True)
 
 
+class UnreadableCheckpointError(RuntimeError):
+  """No checkpoint of a run could be read."""
+
+
+def _newest_readable(checkpoint_manager: ocp.CheckpointManager, restore_step):
+  """(step, restore_step(step), [(unreadable newer step, reason)]) for the newest checkpoint that
+  reads. A torn or partly deleted checkpoint raises anything from orbax or TensorStore, so every
+  error counts; if none reads (a torn file in each, or a state that no longer matches the code),
+  UnreadableCheckpointError lists each step's reason and nothing is changed."""
+  unreadable = []
+  for step in sorted(checkpoint_manager.all_steps(), reverse=True):
+    try:
+      return step, restore_step(step), unreadable
+    except Exception as error:  # pylint: disable=broad-exception-caught
+      first_line = (str(error).strip().splitlines() or [""])[0][:300]
+      unreadable.append((step, f"{type(error).__name__}: {first_line}"))
+  reasons = "; ".join(f"step {step}: {reason}" for step, reason in unreadable)
+  raise UnreadableCheckpointError(
+      f"No checkpoint in {checkpoint_manager.directory} could be read ({reasons}). Move that "
+      "directory aside to start the run anew, or restore it from a copy.")
+
+
+def _set_aside(checkpoint_manager: ocp.CheckpointManager, unreadable) -> None:
+  """Renames unreadable checkpoints newer than the one restored to <step>.unreadable (kept for
+  inspection, never deleted), so that the resumed run can save those steps again."""
+  if not unreadable:
+    return
+  for step, reason in unreadable:
+    path = os.path.join(str(checkpoint_manager.directory), str(step))
+    absl_logging.warning("The checkpoint at step %d could not be read (%s); it is kept as %s and "
+                         "the run resumes from an earlier one.", step, reason, path + ".unreadable")
+    if jax.process_index() == 0:
+      os.replace(path, path + ".unreadable")
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+    multihost_utils.sync_global_devices("vae_jax checkpoints set aside")
+  checkpoint_manager.reload()
+
+
 def restore_latest(checkpoint_manager: ocp.CheckpointManager, like):
-  """The latest saved state, laid out like `like` (arrays or jax.ShapeDtypeStruct), or None."""
-  step = checkpoint_manager.latest_step()
-  if step is None:
+  """The newest readable saved state, laid out like `like` (arrays or jax.ShapeDtypeStruct), or
+  None when there is no checkpoint. Newer unreadable checkpoints are reported and set aside."""
+  if checkpoint_manager.latest_step() is None:
     return None
+  _, state, unreadable = _newest_readable(
+      checkpoint_manager, lambda step: _restore_state(checkpoint_manager, step, like))
+  _set_aside(checkpoint_manager, unreadable)
+  return state
+
+
+def _restore_state(checkpoint_manager: ocp.CheckpointManager, step: int, like):
   try:
     return checkpoint_manager.restore(step, args=ocp.args.StandardRestore(like))
   except ValueError:
@@ -67,7 +113,11 @@ def restore_params(workdir: str):
                         if os.path.isdir(os.path.join(workdir, "checkpoints")) else None)
   if checkpoint_manager is None or checkpoint_manager.latest_step() is None:
     raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints: train that run first.")
-  step = checkpoint_manager.latest_step()
-  saved = _saved_tree(checkpoint_manager, step, SingleDeviceSharding(jax.local_devices()[0]))
-  state = checkpoint_manager.restore(step, args=ocp.args.StandardRestore(saved))
+  device = SingleDeviceSharding(jax.local_devices()[0])
+  restore = lambda step: checkpoint_manager.restore(
+      step, args=ocp.args.StandardRestore(_saved_tree(checkpoint_manager, step, device)))
+  step, state, unreadable = _newest_readable(checkpoint_manager, restore)
+  for bad_step, reason in unreadable:  # reported, left in place: evaluation changes no run
+    absl_logging.warning("The checkpoint at step %d could not be read (%s); using step %d.",
+                         bad_step, reason, step)
   return state.get("best_params") or state.get("averaged_params") or state["params"]
