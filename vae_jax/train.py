@@ -4,7 +4,9 @@ A run is a pure function of its config: every random draw comes from keys derive
 `config.seed` and the step, and the epoch order from (seed, epoch), so a run killed and resumed
 from its latest checkpoint ends with exactly the parameters of an uninterrupted one.
 """
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import json
 import math
@@ -612,9 +614,44 @@ def _evaluation_params(state: TrainState):
   return _current_params(state) if state.best_params is None else state.best_params
 
 
+class WorkdirBusyError(RuntimeError):
+  """Another process is training in the workdir."""
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: str):
+  """Holds an exclusive OS lock (flock) on <workdir>/lock while a run trains there, so that a
+  second run in the same workdir stops at once, naming the holder. The OS releases the lock when
+  its process exits in any way, so a lock file left by a killed run locks nothing. Only JAX
+  process 0 locks: the processes of one multi-host run share the workdir."""
+  if jax.process_index() != 0:
+    yield
+    return
+  with open(os.path.join(workdir, "lock"), "a+", encoding="utf-8") as f:
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      raise WorkdirBusyError(f"{workdir} is in use by another run ({f.read().strip()}): wait for "
+                             "it to finish, or give another --workdir.") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {platform.node()}\n")
+    f.flush()
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains (resuming if `workdir` has checkpoints), then evaluates on the test set."""
   os.makedirs(workdir, exist_ok=True)
+  with workdir_lock(workdir):
+    return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config, workdir: str) -> dict:
   run = setup_run(config)
   _check_config_matches_workdir(config, workdir)
   logging.info("%s: %d train / %s validation / %d test images %s on %d device(s); %d steps.",
