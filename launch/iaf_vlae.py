@@ -101,9 +101,9 @@ def render_vlae(runs: dict) -> str:
             f"{iaf_vlae.VLAE_KL_NATS} nats = {iaf_vlae.VLAE_KL_BITS} bits per image; ours are in "
             "the KL columns below.", "",
             "Not runnable here yet: Omniglot (no 28x28 `chardata.mat` in ../shared/data; the loader "
-            "exists) and Caltech-101 Silhouettes (the file is there; its loader and splits come with "
-            "the VampPrior datasets, issue #6). Tables 2-3's \"Unconditional Decoder\" (the PixelCNN "
-            "trained alone) has no cell."]
+            "exists). Caltech-101 Silhouettes runs (its cell, file and loader are here) but has not "
+            "been run. Tables 2-3's \"Unconditional Decoder\" (the PixelCNN trained alone) has no "
+            "cell."]
   return "\n".join(lines) + "\n"
 
 
