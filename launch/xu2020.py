@@ -157,9 +157,10 @@ def read_run(workdir: str) -> dict:
   analysis_path = os.path.join(workdir, "analysis.json")  # from vae_jax.analyze (Table B.5)
   if os.path.exists(analysis_path):
     results = {**results, **_load_json(analysis_path)}
+  # An evaluation of an unfinished run (vae_jax.evaluate) records the epochs it had trained.
   return {"results": results,
           "epochs": (_load_json(summary_path)["epochs"] if os.path.exists(summary_path)
-                     else None),
+                     else results.get("epochs")),
           "command": command_line}
 
 

@@ -109,3 +109,15 @@ def test_the_workdir_lock_is_released_when_its_process_is_killed(tmp_path):
     holder.stdout.close()
   with train.workdir_lock(str(tmp_path)):  # kill -9 left the file, not the lock
     pass
+
+
+@pytest.mark.parametrize("key, value", [("train.batch_size", 0), ("train.batch_size", -5),
+                                        ("model.latent_dim", 0), ("train.num_epochs", 0),
+                                        ("eval.num_samples", -1), ("model.flow_depth", -1)])
+def test_a_bad_number_is_one_error_naming_the_key_before_anything_is_written(tmp_path, config,
+                                                                           key, value):
+  section, name = key.split(".")
+  config[section][name] = value
+  with pytest.raises(ValueError, match=rf"config\.{key}={value}(\.0)? must be"):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()

@@ -39,6 +39,15 @@ def test_short_run_lowers_the_loss_and_writes_its_outputs(tmp_path, config):
                                  output="eval_twice.json")
   assert (twice["num_points"], twice["num_samples"]) == (2 * results["num_points"], 10)
   assert json.loads((tmp_path / "eval_test.json").read_text())["nll"] == results["nll"]
+  steps = 8 * train.setup_run(config).steps_per_epoch
+  assert (results["step"], results["epochs"], results["finished"], results["parameters"]) == (
+      steps, 8.0, True, "latest")
+  # The same checkpoint as part of a 16-epoch run: an evaluation of an unfinished run says so.
+  saved = json.loads((tmp_path / "config.json").read_text())
+  saved["train"]["num_epochs"] = 16.0
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  halfway = train.evaluate_workdir(workdir, output="eval_halfway.json")
+  assert (halfway["step"], halfway["finished"], halfway["nll"]) == (steps, False, results["nll"])
 
 
 class _Killed(Exception):

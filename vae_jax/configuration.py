@@ -187,6 +187,21 @@ def validate(config, num_devices: int) -> None:
   if config.model.prior in PSEUDO_INPUT_PRIORS and config.train.strategy != "joint":
     raise ValueError("A VampPrior shares the encoder, so it trains jointly with the VAE: set "
                      "config.train.strategy='joint'.")
+  positive = {"model.latent_dim": config.model.latent_dim,
+              "model.coupling_hidden": config.model.coupling_hidden,
+              "train.batch_size": config.train.batch_size,
+              "train.num_epochs": config.train.num_epochs,
+              "train.validation_samples": config.train.validation_samples,
+              "eval.num_samples": config.eval.num_samples,
+              "eval.batch_size": config.eval.batch_size}
+  positive.update({f"model.hidden_units[{i}]": units
+                   for i, units in enumerate(config.model.hidden_units)})
+  for key, value in positive.items():
+    if value <= 0:
+      raise ValueError(f"config.{key}={value} must be > 0.")
+  for key in ("flow_depth", "posterior_flow_depth"):
+    if config.model[key] < 0:
+      raise ValueError(f"config.model.{key}={config.model[key]} must be >= 0.")
   if config.model.width <= 0:
     raise ValueError(f"config.model.width={config.model.width} must be > 0.")
   if config.model.width != 1 and config.model.architecture != "resnet_cifar":

@@ -568,9 +568,11 @@ def test_metrics(run: Run, params, num_samples: int, key, active_unit_samples: i
   return results
 
 
-def evaluate_test(run: Run, params, workdir: str, num_samples: int,
+def evaluate_test(run: Run, state: TrainState, workdir: str, num_samples: int,
                   output: str = "eval_test.json") -> dict:
-  """Test NLL/ELBO/KL/bits-per-dim, active units on the training set, and PNG grids."""
+  """Test NLL/ELBO/KL/bits-per-dim of the state's evaluation parameters, active units on the
+  training set, PNG grids, and which parameters these are (step, epochs, finished or not)."""
+  params = _evaluation_params(state)
   eval_config = run.config.eval
   _, _, _, eval_key = run.keys()
   results = test_metrics(run, params, num_samples, eval_key, eval_config.active_unit_samples,
@@ -578,6 +580,7 @@ def evaluate_test(run: Run, params, workdir: str, num_samples: int,
   results["bits_per_dim"] = evaluate.bits_per_dim(results["nll"], run.dataset.image_shape)
   results["kl_bits"] = results["kl"] / math.log(2)  # E[KL(q(z|x) || p(z))] per image (VLAE 4.1)
   results["num_params"] = sum(int(leaf.size) for leaf in jax.tree_util.tree_leaves(params))
+  results.update(_parameters_used(run, state))
   results.update(dataset=run.dataset.name, devices=f"{jax.device_count()}x {jax.devices()[0].device_kind}",
                  host=platform.node(), cpu_count=os.cpu_count(),
                  test_binarizations=(run.config.data.test_binarizations
@@ -614,6 +617,18 @@ def _evaluation_params(state: TrainState):
   return _current_params(state) if state.best_params is None else state.best_params
 
 
+def _parameters_used(run: Run, state: TrainState) -> dict:
+  """Which parameters an evaluation used: the step and epochs trained, whether the run had
+  finished, and whether they are the best validated, the Polyak average or the latest."""
+  step = int(state.step)
+  if state.best_params is not None:
+    kind = f"best validated (step {int(state.best_step)})"
+  else:
+    kind = "Polyak average" if state.averaged_params is not None else "latest"
+  return {"step": step, "epochs": step / run.steps_per_epoch,
+          "finished": step >= run.total_steps, "parameters": kind}
+
+
 class WorkdirBusyError(RuntimeError):
   """Another process is training in the workdir."""
 
@@ -645,21 +660,23 @@ def workdir_lock(workdir: str):
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains (resuming if `workdir` has checkpoints), then evaluates on the test set."""
+  """Trains (resuming if `workdir` has checkpoints), then evaluates on the test set. A config
+  that fails validation, or data that fail to load, stop it before anything is written."""
+  run = setup_run(config)
   os.makedirs(workdir, exist_ok=True)
   with workdir_lock(workdir):
-    return _train_and_evaluate(config, workdir)
+    return _train_and_evaluate(run, workdir)
 
 
-def _train_and_evaluate(config, workdir: str) -> dict:
-  run = setup_run(config)
+def _train_and_evaluate(run: Run, workdir: str) -> dict:
+  config = run.config
   _check_config_matches_workdir(config, workdir)
   logging.info("%s: %d train / %s validation / %d test images %s on %d device(s); %d steps.",
                run.dataset.name, run.dataset.train.shape[0],
                None if run.dataset.validation is None else run.dataset.validation.shape[0],
                run.dataset.test.shape[0], run.dataset.image_shape, run.mesh.size, run.total_steps)
   state = train(run, workdir)
-  results = evaluate_test(run, _evaluation_params(state), workdir, config.eval.num_samples)
+  results = evaluate_test(run, state, workdir, config.eval.num_samples)
   logging.info("test NLL %.3f nats (%d samples), ELBO %.3f, KL %.3f, active units %d",
                results["nll"], results["num_samples"], results["elbo"], results["kl"],
                results["active_units"])
@@ -702,5 +719,7 @@ def evaluate_workdir(workdir: str, num_samples=None, test_binarizations=None,
   state = restore_train_state(run, optimizer, manager)
   if state is None:
     raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints to evaluate.")
-  return evaluate_test(run, _evaluation_params(state), workdir,
-                       num_samples or config.eval.num_samples, output)
+  used = _parameters_used(run, state)
+  logging.info("Evaluating the %s parameters at step %d of %d (%s run).", used["parameters"],
+               used["step"], run.total_steps, "a finished" if used["finished"] else "an unfinished")
+  return evaluate_test(run, state, workdir, num_samples or config.eval.num_samples, output)
