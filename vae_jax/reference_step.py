@@ -41,7 +41,8 @@ def _log_normal(z, mean, logvar):
   return -0.5 * (jnp.log(2 * jnp.pi) + logvar + (z - mean) ** 2 / jnp.exp(logvar))
 
 
-def _loss(p, x, key, beta, components):
+def loss(p, x, key, beta, components: int):
+  """The negative ELBO (beta-weighted KL) of a batch x [B, 784]; components=0: N(0, I) prior."""
   mean, logvar = _encode(p, x)
   z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape)
   logits = _linear(p["px"], _gated_layer(p["d2"], _gated_layer(p["d1"], z)))
@@ -56,9 +57,7 @@ def _loss(p, x, key, beta, components):
   return -jnp.mean(log_px - beta * (log_q - log_p))
 
 
-def make(components: int, steps_per_call: int):
-  """`call() -> loss`: steps_per_call optimizer steps in one jitted call (a device loop), with
-  the state kept between calls; components=0 is the standard prior."""
+def init_params(components: int) -> dict:
   keys = jax.random.split(jax.random.PRNGKey(0), 8)
   params = {"e1": _gated(keys[0], PIXELS, HIDDEN), "e2": _gated(keys[1], HIDDEN, HIDDEN),
             "mu": _dense(keys[2], HIDDEN, LATENT), "logvar": _dense(keys[3], HIDDEN, LATENT),
@@ -66,6 +65,13 @@ def make(components: int, steps_per_call: int):
             "px": _dense(keys[6], HIDDEN, PIXELS)}
   if components:
     params["pseudo_inputs"] = 0.05 + 0.01 * jax.random.normal(keys[7], (components, PIXELS))
+  return params
+
+
+def make(components: int, steps_per_call: int):
+  """`call() -> loss`: steps_per_call optimizer steps in one jitted call (a device loop), with
+  the state kept between calls; components=0 is the standard prior."""
+  params = init_params(components)
   optimizer = optax.adam(5e-4)
   images = jnp.asarray(np.random.RandomState(0).rand(50000, PIXELS) < 0.13, jnp.float32)
 
@@ -74,7 +80,7 @@ def make(components: int, steps_per_call: int):
     def step(carry, i):
       params, opt_state = carry
       rows = jax.random.randint(jax.random.fold_in(key, 2 * i), (BATCH,), 0, images.shape[0])
-      value, grads = jax.value_and_grad(_loss)(params, images[rows],
+      value, grads = jax.value_and_grad(loss)(params, images[rows],
                                                jax.random.fold_in(key, 2 * i + 1), 0.5,
                                                components)
       updates, opt_state = optimizer.update(grads, opt_state, params)

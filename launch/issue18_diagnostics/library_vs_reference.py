@@ -1,7 +1,8 @@
 """The library's training step for the VampPrior paper's VAE against vae_jax.reference_step, in
 alternating rounds in one process, for any checkout of the library: issue #18's before and after.
 
-  PYTHONPATH=<checkout> python launch/issue18_diagnostics/library_vs_reference.py PRIOR STEPS_PER_CALL
+  PYTHONPATH=<checkout> python launch/issue18_diagnostics/library_vs_reference.py \
+      PRIOR STEPS_PER_CALL
 
 PRIOR is standard or vampprior; STEPS_PER_CALL is the library's (the reference runs 50 per call).
 The reference step is loaded from this file's checkout, so an old checkout without it works.

@@ -17,7 +17,7 @@ LEAKY_RELU_SLOPE = 0.2
 class Dense(nn.Dense):
   """nn.Dense (the same parameters and outputs) applied to its input as a matrix [N, features]:
   for an input with several leading axes ([samples, batch, features]) XLA:CPU transposes the
-  activations to take the kernel gradient, 15% of the DenseVAE's training step (issue #18)."""
+  activations into copies to take the kernel gradient (issue #18)."""
 
   @nn.compact
   def __call__(self, x):
