@@ -145,7 +145,8 @@ def test_nonfinite_loss_stops_the_run_naming_the_step_and_saves_no_nonfinite_sta
     train.train(run, str(tmp_path))
   bad_step = int(re.search(r"at step (\d+)", str(raised.value)).group(1))
   optimizer = train.make_optimizer(config.train, run.total_steps)
-  saved = train.restore_train_state(run, optimizer, checkpoints.manager(str(tmp_path), 2))
+  with checkpoints.manager(str(tmp_path), 2) as manager:
+    saved = train.restore_train_state(run, optimizer, manager)
   assert int(saved.step) == bad_step  # the state before the bad step's update
   assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(saved.params))
 

@@ -116,7 +116,8 @@ def restore_params(workdir: str):
   device = SingleDeviceSharding(jax.local_devices()[0])
   restore = lambda step: checkpoint_manager.restore(
       step, args=ocp.args.StandardRestore(_saved_tree(checkpoint_manager, step, device)))
-  step, state, unreadable = _newest_readable(checkpoint_manager, restore)
+  with checkpoint_manager:
+    step, state, unreadable = _newest_readable(checkpoint_manager, restore)
   for bad_step, reason in unreadable:  # reported, left in place: evaluation changes no run
     absl_logging.warning("The checkpoint at step %d could not be read (%s); using step %d.",
                          bad_step, reason, step)

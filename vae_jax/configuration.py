@@ -169,9 +169,13 @@ def dense_vae_mnist(prior: str) -> ml_collections.ConfigDict:
   return config
 
 
+class ConfigError(ValueError):
+  """A config value that cannot run, with the key and what to set instead."""
+
+
 def _check_choice(value, valid, key):
   if value not in valid:
-    raise ValueError(f"config.{key}={value!r}; valid values: {', '.join(valid)}.")
+    raise ConfigError(f"config.{key}={value!r}; valid values: {', '.join(valid)}.")
 
 
 def validate(config, num_devices: int) -> None:
@@ -185,7 +189,7 @@ def validate(config, num_devices: int) -> None:
   _check_choice(config.train.optimizer, OPTIMIZERS, "train.optimizer")
   _check_choice(config.train.free_bits_groups, bounds.FREE_BITS_GROUPS, "train.free_bits_groups")
   if config.model.prior in PSEUDO_INPUT_PRIORS and config.train.strategy != "joint":
-    raise ValueError("A VampPrior shares the encoder, so it trains jointly with the VAE: set "
+    raise ConfigError("A VampPrior shares the encoder, so it trains jointly with the VAE: set "
                      "config.train.strategy='joint'.")
   positive = {"model.latent_dim": config.model.latent_dim,
               "model.coupling_hidden": config.model.coupling_hidden,
@@ -198,44 +202,44 @@ def validate(config, num_devices: int) -> None:
                    for i, units in enumerate(config.model.hidden_units)})
   for key, value in positive.items():
     if value <= 0:
-      raise ValueError(f"config.{key}={value} must be > 0.")
+      raise ConfigError(f"config.{key}={value} must be > 0.")
   for key in ("flow_depth", "posterior_flow_depth"):
     if config.model[key] < 0:
-      raise ValueError(f"config.model.{key}={config.model[key]} must be >= 0.")
+      raise ConfigError(f"config.model.{key}={config.model[key]} must be >= 0.")
   if config.model.width <= 0:
-    raise ValueError(f"config.model.width={config.model.width} must be > 0.")
+    raise ConfigError(f"config.model.width={config.model.width} must be > 0.")
   if config.model.width != 1 and config.model.architecture != "resnet_cifar":
-    raise ValueError(f"config.model.width={config.model.width} scales the CIFAR-10 ResnetVAE's "
+    raise ConfigError(f"config.model.width={config.model.width} scales the CIFAR-10 ResnetVAE's "
                      "channels (architecture 'resnet_cifar'); leave it at 1 for "
                      f"{config.model.architecture!r}.")
   if config.model.num_components < 1:
-    raise ValueError(f"config.model.num_components={config.model.num_components} must be >= 1.")
+    raise ConfigError(f"config.model.num_components={config.model.num_components} must be >= 1.")
   if not 0 <= config.train.polyak_decay < 1:
-    raise ValueError(f"config.train.polyak_decay={config.train.polyak_decay} must be in [0, 1).")
+    raise ConfigError(f"config.train.polyak_decay={config.train.polyak_decay} must be in [0, 1).")
   train, evaluation = config.train, config.eval
   if train.batch_size % num_devices:
-    raise ValueError(f"config.train.batch_size={train.batch_size} must be divisible by the "
+    raise ConfigError(f"config.train.batch_size={train.batch_size} must be divisible by the "
                      f"number of devices ({num_devices}).")
   if evaluation.batch_size % num_devices:
-    raise ValueError(f"config.eval.batch_size={evaluation.batch_size} must be divisible by the "
+    raise ConfigError(f"config.eval.batch_size={evaluation.batch_size} must be divisible by the "
                      f"number of devices ({num_devices}).")
   if evaluation.sample_chunk < 0:
-    raise ValueError(f"config.eval.sample_chunk={evaluation.sample_chunk} must be >= 0.")
+    raise ConfigError(f"config.eval.sample_chunk={evaluation.sample_chunk} must be >= 0.")
   for key, num_samples in (("eval.num_samples", evaluation.num_samples),
                            ("train.validation_samples", train.validation_samples)):
     if evaluation.sample_chunk and num_samples % min(num_samples, evaluation.sample_chunk):
-      raise ValueError(f"config.{key}={num_samples} must be a multiple of "
+      raise ConfigError(f"config.{key}={num_samples} must be a multiple of "
                        f"config.eval.sample_chunk={evaluation.sample_chunk}, or smaller than it.")
   if train.steps_per_call < 0:
-    raise ValueError(f"config.train.steps_per_call={train.steps_per_call} must be >= 0 "
+    raise ConfigError(f"config.train.steps_per_call={train.steps_per_call} must be >= 0 "
                      "(0: chosen per model and device).")
   for key in ("log_every_steps", "checkpoint_every_steps"):
     if train[key] < 1:
-      raise ValueError(f"config.train.{key}={train[key]} must be >= 1.")
+      raise ConfigError(f"config.train.{key}={train[key]} must be >= 1.")
   if len(train.learning_rates) != len(train.lr_boundaries) + 1:
-    raise ValueError("config.train.learning_rates needs one more entry than lr_boundaries.")
+    raise ConfigError("config.train.learning_rates needs one more entry than lr_boundaries.")
   if train.validate_every_epochs and not config.data.validation:
-    raise ValueError("config.train.validate_every_epochs > 0 needs config.data.validation=True.")
+    raise ConfigError("config.train.validate_every_epochs > 0 needs config.data.validation=True.")
 
 
 def to_json(config) -> str:

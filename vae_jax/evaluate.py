@@ -8,7 +8,7 @@ import math
 import os
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -233,4 +233,5 @@ if __name__ == "__main__":
                        "Evaluate the first this many test images (default: the config's; 0: all).")
   parallel.define_flags()
   flags.mark_flag_as_required("workdir")
-  app.run(main)
+  from vae_jax import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)

@@ -9,7 +9,7 @@ from absl import app, flags, logging
 import jax
 from ml_collections import config_flags
 
-from vae_jax import checkpoints, parallel, train
+from vae_jax import checkpoints, cli, configuration, parallel, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
@@ -23,6 +23,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   parallel.initialize_from_flags()
   checkpoints.quiet_orbax_logging()
+  configuration.validate(FLAGS.config, jax.device_count())  # a bad config: one line, no dump
   logging.info("Config:\n%s", FLAGS.config)
   results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   if jax.process_index() == 0:
@@ -34,4 +35,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  cli.run(main)

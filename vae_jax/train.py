@@ -196,11 +196,11 @@ def setup_run(config, devices=None) -> Run:
   likelihood = config.model.likelihood
   if dataset.binary != (likelihood == "bernoulli"):
     wanted = "bernoulli" if dataset.binary else "discretized_logistic"
-    raise ValueError(f"{dataset.name} has {'binary' if dataset.binary else '8-bit'} pixels but "
+    raise configuration.ConfigError(f"{dataset.name} has {'binary' if dataset.binary else '8-bit'} pixels but "
                      f"config.model.likelihood={likelihood!r}; set it to {wanted!r}.")
   steps_per_epoch = dataset.train.shape[0] // config.train.batch_size
   if steps_per_epoch == 0:
-    raise ValueError(f"config.train.batch_size={config.train.batch_size} exceeds the "
+    raise configuration.ConfigError(f"config.train.batch_size={config.train.batch_size} exceeds the "
                      f"{dataset.train.shape[0]} training images of {dataset.name}.")
   on_device = lambda a: None if a is None else parallel.replicate(a, mesh)
   return Run(config=config, dataset=dataset,
@@ -506,6 +506,7 @@ def train(run: Run, workdir: str) -> TrainState:
         checkpoints.save(checkpoint_manager, step, state)
     finally:
       checkpoint_manager.wait_until_finished()
+      checkpoint_manager.close()
   # The first interval includes compilation; report the steady state.
   steady = rates[1:] or rates
   if steady:
@@ -716,8 +717,8 @@ def evaluate_workdir(workdir: str, num_samples=None, test_binarizations=None,
     config.train.validation_samples = config.eval.sample_chunk or 1  # unused; keeps it valid
   run = setup_run(config)
   optimizer = make_optimizer(config.train, run.total_steps)
-  manager = checkpoints.manager(workdir, config.train.keep_checkpoints)
-  state = restore_train_state(run, optimizer, manager)
+  with checkpoints.manager(workdir, config.train.keep_checkpoints) as manager:
+    state = restore_train_state(run, optimizer, manager)
   if state is None:
     raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints to evaluate.")
   used = _parameters_used(run, state)

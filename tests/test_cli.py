@@ -1,0 +1,36 @@
+"""User errors at the command line: one line on stderr, exit status 2, nothing written (#19)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _main(tmp_path, *flags):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  return subprocess.run(
+      [sys.executable, "-m", "vae_jax.main", "--config=configs/mnist_realnvp.py",
+       f"--workdir={tmp_path / 'run'}", *flags],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--config.train.num_epoch=3", "unknown config key in the command line: num_epoch Did you mean"
+                                   " num_epochs instead of num_epoch"),
+    ("--config.train.batch_size=0", "config.train.batch_size=0 must be > 0."),
+    ("--config.model.prior=foo", "config.model.prior='foo'; valid values: standard, realnvp"),
+])
+def test_a_user_error_is_one_line_with_exit_status_2_and_writes_nothing(tmp_path, flag, message):
+  result = _main(tmp_path, flag)
+  assert result.returncode == 2, result.stderr[-2000:]
+  lines = [l for l in result.stderr.splitlines() if l.startswith("vae_jax:")]
+  assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
+  assert "Traceback" not in result.stderr and result.stdout == ""
+  assert not (tmp_path / "run").exists()
+
+
+def test_verbose_shows_the_traceback(tmp_path):
+  result = _main(tmp_path, "--config.train.batch_size=0", "--verbose")
+  assert result.returncode != 0 and "Traceback" in result.stderr
