@@ -34,3 +34,14 @@ def test_a_user_error_is_one_line_with_exit_status_2_and_writes_nothing(tmp_path
 def test_verbose_shows_the_traceback(tmp_path):
   result = _main(tmp_path, "--config.train.batch_size=0", "--verbose")
   assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--num_samples=0", "--num_samples=-1", "--test_images=-1"])
+def test_evaluate_refuses_counts_it_cannot_honour(tmp_path, flag):
+  result = subprocess.run([sys.executable, "-m", "vae_jax.evaluate", f"--workdir={tmp_path}", flag],
+                          cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True,
+                          text=True, timeout=300, check=False)
+  assert result.returncode == 2, result.stderr[-2000:]
+  lines = [l for l in result.stderr.splitlines() if l.startswith("vae_jax:")]
+  assert len(lines) == 1 and flag.split("=")[0][2:] in lines[0] and "Traceback" not in result.stderr
+  assert not os.listdir(tmp_path)

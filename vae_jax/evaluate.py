@@ -222,15 +222,20 @@ def main(argv):
 if __name__ == "__main__":
   # Defined here, not at import, so that `vae_jax.main` can import this module.
   flags.DEFINE_string("workdir", None, "A training workdir (holds config.json and checkpoints/).")
-  flags.DEFINE_integer("num_samples", None, "Importance samples per point (default: the config's).")
+  # Bounds: a value the evaluation cannot honour is refused (one line, exit status 2) rather
+  # than silently replaced by the config's (0 samples) or sliced from the end (-1 images).
+  flags.DEFINE_integer("num_samples", None, "Importance samples per point (default: the config's).",
+                       lower_bound=1)
   flags.DEFINE_integer("test_binarizations", None,
                        "Binarizations of each test image, for dynamically binarized sets "
-                       "(default: the config's).")
+                       "(default: the config's).", lower_bound=1)
   flags.DEFINE_string("output", "eval_test.json", "File name of the results, inside the workdir.")
   flags.DEFINE_integer("active_unit_images", None,
-                       "Training images for active units (default: the config's; 0: all).")
+                       "Training images for active units (default: the config's; 0: all).",
+                       lower_bound=0)
   flags.DEFINE_integer("test_images", None,
-                       "Evaluate the first this many test images (default: the config's; 0: all).")
+                       "Evaluate the first this many test images (default: the config's; 0: all).",
+                       lower_bound=0)
   parallel.define_flags()
   flags.mark_flag_as_required("workdir")
   from vae_jax import cli  # pylint: disable=g-import-not-at-top
