@@ -1,6 +1,7 @@
 """`python -m vae_jax.analyze` end to end on two tiny trained workdirs (standard and RealNVP prior)."""
 import json
 import os
+import shutil
 import sys
 
 from absl import app
@@ -145,3 +146,18 @@ def test_rate_distortion_launcher_names_its_cells_and_the_plot_command(tmp_path,
                    "dense,rnvp_prior,K=20,beta=0.5,mnist", "dense,rnvp_prior,K=20,beta=2,mnist"]
   assert "vae_jax.analyze --what=rate_distortion" in lines[-1]
   assert lines[-1].count("--workdir=") == 4
+
+
+def test_analysing_an_unfinished_run_warns(workdirs, tmp_path, caplog):
+  """The same checkpoint read as part of a longer run: the analysis says it is unfinished."""
+  longer = tmp_path / "longer"
+  shutil.copytree(workdirs[0], longer)
+  saved = json.loads((longer / "config.json").read_text())
+  saved["train"]["num_epochs"] = 2.0
+  (longer / "config.json").write_text(json.dumps(saved))
+  with caplog.at_level("INFO"):
+    reports.load(str(workdirs[0]), "finished")
+    assert "unfinished run" not in caplog.text
+    reports.load(str(longer), "longer")
+  assert "the latest parameters of the checkpoint at step" in caplog.text
+  assert "unfinished run" in caplog.text

@@ -104,11 +104,12 @@ def _restore_state(checkpoint_manager: ocp.CheckpointManager, step: int, like):
     return like.replace(**checkpoint_manager.restore(step, args=ocp.args.StandardRestore(present)))
 
 
-def restore_params(workdir: str):
+def restore_params(workdir: str, total_steps: int | None = None):
   """The parameters to evaluate from a training workdir's latest checkpoint: the best validated
   ones when the run validated, else the Polyak average when kept, else the latest. Restored as
   saved (nested dicts of arrays) onto this process's first device, from a checkpoint written by
-  any number of devices and hosts."""
+  any number of devices and hosts. Logs which ones; with the run's `total_steps`, warns when the
+  run had not finished."""
   checkpoint_manager = (manager(workdir, keep=None)
                         if os.path.isdir(os.path.join(workdir, "checkpoints")) else None)
   if checkpoint_manager is None or checkpoint_manager.latest_step() is None:
@@ -121,4 +122,10 @@ def restore_params(workdir: str):
   for bad_step, reason in unreadable:  # reported, left in place: evaluation changes no run
     absl_logging.warning("The checkpoint at step %d could not be read (%s); using step %d.",
                          bad_step, reason, step)
+  kind = ("best validated" if state.get("best_params") else
+          "Polyak-averaged" if state.get("averaged_params") else "latest")
+  absl_logging.info("%s: the %s parameters of the checkpoint at step %d.", workdir, kind, step)
+  if total_steps is not None and step < total_steps:
+    absl_logging.warning("%s: the run stopped at step %d of %d; these are the parameters of an "
+                         "unfinished run.", workdir, step, total_steps)
   return state.get("best_params") or state.get("averaged_params") or state["params"]

@@ -76,8 +76,8 @@ def load(path: str, label: str, test_binarizations: int | None = None) -> Workdi
   if test_binarizations:
     config.data.test_binarizations = test_binarizations
   run = train.setup_run(config)
-  params = parallel.replicate(jax.tree_util.tree_map(jnp.asarray,
-                                                     checkpoints.restore_params(path)), run.mesh)
+  saved = checkpoints.restore_params(path, total_steps=run.total_steps)
+  params = parallel.replicate(jax.tree_util.tree_map(jnp.asarray, saved), run.mesh)
   return Workdir(path=path, label=label, run=run, params=params)
 
 
