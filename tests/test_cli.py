@@ -45,3 +45,15 @@ def test_evaluate_refuses_counts_it_cannot_honour(tmp_path, flag):
   lines = [l for l in result.stderr.splitlines() if l.startswith("vae_jax:")]
   assert len(lines) == 1 and flag.split("=")[0][2:] in lines[0] and "Traceback" not in result.stderr
   assert not os.listdir(tmp_path)
+
+
+def test_a_missing_config_file_or_a_workdir_that_is_a_file_is_one_line(tmp_path):
+  (tmp_path / "run").write_text("not a directory")
+  result = _main(tmp_path, "--config.train.num_epochs=1")
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+  assert "vae_jax: --workdir=" in result.stderr and "is a file" in result.stderr
+  result = subprocess.run([sys.executable, "-m", "vae_jax.main", "--config=configs/nope.py",
+                           f"--workdir={tmp_path / 'other'}"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, check=False)
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+  assert "configs/nope.py" in result.stderr and not (tmp_path / "other").exists()

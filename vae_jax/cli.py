@@ -1,7 +1,7 @@
 """Command-line entry points: user errors end in one line and exit status 2 (issue #19).
 
 A user error is one the person at the command line can fix: a bad or misspelt config key, a
-missing file, a busy workdir, an unreadable checkpoint. It is printed as `vae_jax: <message>`
+missing or unreadable file, a busy workdir, an unreadable checkpoint. It is printed as `vae_jax: <message>`
 without a traceback (with `--verbose`, the traceback too); programming errors keep theirs.
 """
 import re
@@ -18,8 +18,10 @@ class UserError(Exception):
 
 def _user_errors():
   from vae_jax import checkpoints, configuration, train  # pylint: disable=import-outside-toplevel
-  return (UserError, configuration.ConfigError, FileNotFoundError, NotADirectoryError,
-          FileExistsError, train.WorkdirBusyError, checkpoints.UnreadableCheckpointError)
+  # OSError: missing or unreadable files and directories, and a --config file that failed to
+  # load (ml_collections reports it when the config is first read).
+  return (UserError, configuration.ConfigError, OSError, train.WorkdirBusyError,
+          checkpoints.UnreadableCheckpointError)
 
 
 def _stop(error: BaseException) -> None:

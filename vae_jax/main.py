@@ -5,6 +5,8 @@ same command resumes from the latest checkpoint in --workdir. Several processes 
 run with --coordinator_address/--num_processes/--process_id, or on their own under SLURM and on
 TPU pods (vae_jax.parallel.distributed_settings; launch/ has the scripts).
 """
+import os
+
 from absl import app, flags, logging
 import jax
 from ml_collections import config_flags
@@ -24,6 +26,8 @@ def main(argv):
   parallel.initialize_from_flags()
   checkpoints.quiet_orbax_logging()
   configuration.validate(FLAGS.config, jax.device_count())  # a bad config: one line, no dump
+  if os.path.exists(FLAGS.workdir) and not os.path.isdir(FLAGS.workdir):
+    raise NotADirectoryError(f"--workdir={FLAGS.workdir} is a file; give a directory.")
   logging.info("Config:\n%s", FLAGS.config)
   results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   if jax.process_index() == 0:
