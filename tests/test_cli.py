@@ -18,7 +18,8 @@ def _main(tmp_path, *flags):
 
 @pytest.mark.parametrize("flag, message", [
     ("--config.train.num_epoch=3", "unknown config key in the command line: num_epoch Did you mean"
-                                   " num_epochs instead of num_epoch"),
+                                   " num_epochs instead of num_epoch ?; valid keys of config.train:"
+                                   " batch_size, beta,"),
     ("--config.train.batch_size=0", "config.train.batch_size=0 must be > 0."),
     ("--config.model.prior=foo", "config.model.prior='foo'; valid values: standard, realnvp"),
 ])

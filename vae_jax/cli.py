@@ -4,6 +4,7 @@ A user error is one the person at the command line can fix: a bad or misspelt co
 missing or unreadable file, a busy workdir, an unreadable checkpoint. It is printed as `vae_jax: <message>`
 without a traceback (with `--verbose`, the traceback too); programming errors keep theirs.
 """
+import importlib.util
 import re
 import sys
 
@@ -39,9 +40,31 @@ def _parse_flags(argv):
     if "--verbose" in argv:
       raise
     detail = " ".join(re.sub(r"\\n|\\'|'|\"", " ", str(error)).split())
-    _stop(UserError(f"unknown config key in the command line: {detail}"))
+    _stop(UserError(f"unknown config key in the command line: {detail}{_valid_keys(argv)}"))
   except flags.Error as error:
     _stop(error)
+
+
+def _valid_keys(argv) -> str:
+  """"; valid keys of config.<section>: ..." for the first --config.<section>.<key> override
+  whose key the config (loaded from --config=<file>[:<argument>]) lacks; "" if none is found."""
+  try:
+    location = next(a for a in argv if a.startswith("--config="))[len("--config="):]
+    path, _, argument = location.partition(":")
+    spec = importlib.util.spec_from_file_location("vae_jax_cli_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(argument) if argument else module.get_config()
+    for override in (a for a in argv if a.startswith("--config.")):
+      *section, key = override[len("--config."):].split("=")[0].split(".")
+      node = config
+      for part in section:
+        node = node[part]
+      if key not in node:
+        return f"; valid keys of config.{'.'.join(section)}: {', '.join(sorted(node.keys()))}"
+  except Exception:  # pylint: disable=broad-exception-caught  (only a hint; the error stands)
+    pass
+  return ""
 
 
 def run(main) -> None:
