@@ -294,3 +294,29 @@ def test_l2_penalty_covers_exactly_the_nonlinear_kernels(config):
   hidden = [p for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]
             if p[-1].key == "kernel" and any(k.key.startswith("hidden_") for k in p)]
   assert len(hidden) == 2 + config.model.flow_depth
+
+
+def test_the_best_validated_parameters_come_from_after_the_kl_warm_up(tmp_path, config,
+                                                                     monkeypatch):
+  config.data.validation = True
+  config.train.validate_every_epochs = 1
+  config.train.num_epochs, config.train.kl_warmup_fraction = 4, 0.5  # warm-up: epochs 1-2
+  config.train.early_stopping_patience_epochs = 1
+  # Scripted validation NLLs: the lowest inside the warm-up (epoch 1), then worse, best at 3.
+  scripted = iter([10.0, 20.0, 15.0, 16.0])
+
+  class ScriptedValidator:
+    def __init__(self, *args):
+      del args
+
+    def __call__(self, *args):
+      nll = next(scripted)
+      return {"nll": nll, "elbo": -nll, "reconstruction": -nll, "kl": 0.0, "num_samples": 1}
+  monkeypatch.setattr(train.evaluate, "DatasetEvaluator", ScriptedValidator)
+  run = train.setup_run(config)
+  state = train.train(run, str(tmp_path))
+  # Epoch 1's 10.0 is inside the warm-up; patience runs from the warm-up's end (epoch 2), so the
+  # run reaches epoch 3's 15.0, and stops at epoch 4 without improvement.
+  assert float(state.best_validation_nll) == 15.0
+  assert int(state.best_step) == 3 * run.steps_per_epoch
+  assert int(state.step) == run.total_steps

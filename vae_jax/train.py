@@ -49,9 +49,13 @@ def learning_rate_schedule(train_config, total_steps: int):
                               boundaries)
 
 
+def kl_warmup_steps(train_config, total_steps: int) -> int:
+  return round(train_config.kl_warmup_fraction * total_steps)
+
+
 def kl_weight(train_config, step, total_steps: int):
   """beta of the warm-up ELBO: linear from kl_warmup_start to 1, then 1 (B.3)."""
-  warmup_steps = round(train_config.kl_warmup_fraction * total_steps)
+  warmup_steps = kl_warmup_steps(train_config, total_steps)
   progress = jnp.minimum(1.0, step / warmup_steps) if warmup_steps else 1.0
   start = train_config.kl_warmup_start
   return start + (1.0 - start) * progress
@@ -519,7 +523,9 @@ def train(run: Run, workdir: str) -> TrainState:
 def _patience_exhausted(run: Run, state: TrainState, step: int) -> bool:
   """Early stopping: no better validation NLL for early_stopping_patience_epochs (0: never)."""
   patience = run.config.train.early_stopping_patience_epochs
-  if patience and (step - int(state.best_step)) // run.steps_per_epoch >= patience:
+  # Patience counts from the best step, and at the earliest from the end of the KL warm-up.
+  since = max(int(state.best_step), kl_warmup_steps(run.config.train, run.total_steps))
+  if patience and (step - since) // run.steps_per_epoch >= patience:
     logging.info("Early stopping at step %d: the best validation NLL is from step %d.", step,
                  int(state.best_step))
     return True
@@ -533,7 +539,13 @@ def _validate(run: Run, state: TrainState, validator, key, writer) -> TrainState
   writer.write(step, "validation", {k: results[k] for k in ("nll", "elbo", "reconstruction", "kl")})
   logging.info("validation at step %d: NLL %.3f (%d samples)", step, results["nll"],
                results["num_samples"])
-  if results["nll"] < float(state.best_validation_nll):
+  # Inside the KL warm-up the model optimises a bound with beta < 1, whose early parameters can
+  # score a lower validation NLL than any later ones without being the model the run trains for:
+  # only validations after the warm-up (or at the last step) can be the best (issue #19: the
+  # Caltech-101 VampPrior run's best checkpoint came from inside its warm-up).
+  after_warmup = step >= kl_warmup_steps(run.config.train, run.total_steps) or (
+      step == run.total_steps)
+  if after_warmup and results["nll"] < float(state.best_validation_nll):
     best = jax.tree_util.tree_map(jnp.copy, current)  # own buffers: the state is donated
     state = state.replace(best_params=best, best_step=jnp.asarray(step, jnp.int32),
                           best_validation_nll=jnp.asarray(results["nll"], jnp.float32))
