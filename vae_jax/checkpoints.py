@@ -122,10 +122,11 @@ def restore_params(workdir: str, total_steps: int | None = None):
   for bad_step, reason in unreadable:  # reported, left in place: evaluation changes no run
     absl_logging.warning("The checkpoint at step %d could not be read (%s); using step %d.",
                          bad_step, reason, step)
-  kind = ("best validated" if state.get("best_params") else
-          "Polyak-averaged" if state.get("averaged_params") else "latest")
+  kind, name = next((kind, name) for kind, name in (("best validated", "best_params"),
+                                                     ("Polyak-averaged", "averaged_params"),
+                                                     ("latest", "params")) if state.get(name))
   absl_logging.info("%s: the %s parameters of the checkpoint at step %d.", workdir, kind, step)
   if total_steps is not None and step < total_steps:
     absl_logging.warning("%s: the run stopped at step %d of %d; these are the parameters of an "
                          "unfinished run.", workdir, step, total_steps)
-  return state.get("best_params") or state.get("averaged_params") or state["params"]
+  return state[name]

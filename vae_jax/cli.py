@@ -1,8 +1,9 @@
 """Command-line entry points: user errors end in one line and exit status 2 (issue #19).
 
 A user error is one the person at the command line can fix: a bad or misspelt config key, a
-missing or unreadable file, a busy workdir, an unreadable checkpoint. It is printed as `vae_jax: <message>`
-without a traceback (with `--verbose`, the traceback too); programming errors keep theirs.
+missing or unreadable file, a busy workdir, an unreadable checkpoint. It is printed as
+`vae_jax: <message>` without a traceback (with `--verbose`, the traceback too); programming errors
+keep theirs.
 """
 import importlib.util
 import re
@@ -13,21 +14,16 @@ from absl import app, flags
 USAGE_STATUS = 2
 
 
-class UserError(Exception):
-  """Marks an error message meant for the command line (raised by the library's checks)."""
-
-
 def _user_errors():
   from vae_jax import checkpoints, configuration, train  # pylint: disable=import-outside-toplevel
   # OSError: missing or unreadable files and directories, and a --config file that failed to
   # load (ml_collections reports it when the config is first read).
-  return (UserError, configuration.ConfigError, OSError, train.WorkdirBusyError,
+  return (configuration.ConfigError, OSError, train.WorkdirBusyError,
           checkpoints.UnreadableCheckpointError)
 
 
-def _stop(error: BaseException) -> None:
-  message = " ".join(str(error).split()) or type(error).__name__
-  print(f"vae_jax: {message}", file=sys.stderr)
+def _stop(message: str) -> None:
+  print(f"vae_jax: {' '.join(message.split())}", file=sys.stderr)
   sys.exit(USAGE_STATUS)
 
 
@@ -40,9 +36,9 @@ def _parse_flags(argv):
     if "--verbose" in argv:
       raise
     detail = " ".join(re.sub(r"\\n|\\'|'|\"", " ", str(error)).split())
-    _stop(UserError(f"unknown config key in the command line: {detail}{_valid_keys(argv)}"))
+    _stop(f"unknown config key in the command line: {detail}{_valid_keys(argv)}")
   except flags.Error as error:
-    _stop(error)
+    _stop(str(error))
 
 
 def _valid_keys(argv) -> str:
@@ -75,7 +71,7 @@ def run(main) -> None:
     except _user_errors() as error:
       if flags.FLAGS.verbose:
         raise
-      _stop(error)
+      _stop(str(error) or type(error).__name__)
   app.run(guarded, flags_parser=_parse_flags)
 
 

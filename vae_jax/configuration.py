@@ -190,7 +190,7 @@ def validate(config, num_devices: int) -> None:
   _check_choice(config.train.free_bits_groups, bounds.FREE_BITS_GROUPS, "train.free_bits_groups")
   if config.model.prior in PSEUDO_INPUT_PRIORS and config.train.strategy != "joint":
     raise ConfigError("A VampPrior shares the encoder, so it trains jointly with the VAE: set "
-                     "config.train.strategy='joint'.")
+                      "config.train.strategy='joint'.")
   positive = {"model.latent_dim": config.model.latent_dim,
               "model.coupling_hidden": config.model.coupling_hidden,
               "train.batch_size": config.train.batch_size,
@@ -210,8 +210,8 @@ def validate(config, num_devices: int) -> None:
     raise ConfigError(f"config.model.width={config.model.width} must be > 0.")
   if config.model.width != 1 and config.model.architecture != "resnet_cifar":
     raise ConfigError(f"config.model.width={config.model.width} scales the CIFAR-10 ResnetVAE's "
-                     "channels (architecture 'resnet_cifar'); leave it at 1 for "
-                     f"{config.model.architecture!r}.")
+                      "channels (architecture 'resnet_cifar'); leave it at 1 for "
+                      f"{config.model.architecture!r}.")
   if config.model.num_components < 1:
     raise ConfigError(f"config.model.num_components={config.model.num_components} must be >= 1.")
   if not 0 <= config.train.polyak_decay < 1:
@@ -219,20 +219,20 @@ def validate(config, num_devices: int) -> None:
   train, evaluation = config.train, config.eval
   if train.batch_size % num_devices:
     raise ConfigError(f"config.train.batch_size={train.batch_size} must be divisible by the "
-                     f"number of devices ({num_devices}).")
+                      f"number of devices ({num_devices}).")
   if evaluation.batch_size % num_devices:
     raise ConfigError(f"config.eval.batch_size={evaluation.batch_size} must be divisible by the "
-                     f"number of devices ({num_devices}).")
+                      f"number of devices ({num_devices}).")
   if evaluation.sample_chunk < 0:
     raise ConfigError(f"config.eval.sample_chunk={evaluation.sample_chunk} must be >= 0.")
   for key, num_samples in (("eval.num_samples", evaluation.num_samples),
                            ("train.validation_samples", train.validation_samples)):
     if evaluation.sample_chunk and num_samples % min(num_samples, evaluation.sample_chunk):
       raise ConfigError(f"config.{key}={num_samples} must be a multiple of "
-                       f"config.eval.sample_chunk={evaluation.sample_chunk}, or smaller than it.")
+                        f"config.eval.sample_chunk={evaluation.sample_chunk}, or smaller than it.")
   if train.steps_per_call < 0:
     raise ConfigError(f"config.train.steps_per_call={train.steps_per_call} must be >= 0 "
-                     "(0: chosen per model and device).")
+                      "(0: chosen per model and device).")
   for key in ("log_every_steps", "checkpoint_every_steps"):
     if train[key] < 1:
       raise ConfigError(f"config.train.{key}={train[key]} must be >= 1.")

@@ -5,13 +5,11 @@ same command resumes from the latest checkpoint in --workdir. Several processes 
 run with --coordinator_address/--num_processes/--process_id, or on their own under SLURM and on
 TPU pods (vae_jax.parallel.distributed_settings; launch/ has the scripts).
 """
-import os
-
-from absl import app, flags, logging
+from absl import app, flags
 import jax
 from ml_collections import config_flags
 
-from vae_jax import checkpoints, cli, configuration, parallel, train
+from vae_jax import checkpoints, cli, parallel, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
@@ -25,10 +23,6 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   parallel.initialize_from_flags()
   checkpoints.quiet_orbax_logging()
-  configuration.validate(FLAGS.config, jax.device_count())  # a bad config: one line, no dump
-  if os.path.exists(FLAGS.workdir) and not os.path.isdir(FLAGS.workdir):
-    raise NotADirectoryError(f"--workdir={FLAGS.workdir} is a file; give a directory.")
-  logging.info("Config:\n%s", FLAGS.config)
   results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   if jax.process_index() == 0:
     print(f"test NLL {results['nll']:.3f} nats ({results['num_samples']} importance samples), "

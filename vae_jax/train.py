@@ -200,12 +200,14 @@ def setup_run(config, devices=None) -> Run:
   likelihood = config.model.likelihood
   if dataset.binary != (likelihood == "bernoulli"):
     wanted = "bernoulli" if dataset.binary else "discretized_logistic"
-    raise configuration.ConfigError(f"{dataset.name} has {'binary' if dataset.binary else '8-bit'} pixels but "
-                     f"config.model.likelihood={likelihood!r}; set it to {wanted!r}.")
+    raise configuration.ConfigError(
+        f"{dataset.name} has {'binary' if dataset.binary else '8-bit'} pixels but "
+        f"config.model.likelihood={likelihood!r}; set it to {wanted!r}.")
   steps_per_epoch = dataset.train.shape[0] // config.train.batch_size
   if steps_per_epoch == 0:
-    raise configuration.ConfigError(f"config.train.batch_size={config.train.batch_size} exceeds the "
-                     f"{dataset.train.shape[0]} training images of {dataset.name}.")
+    raise configuration.ConfigError(
+        f"config.train.batch_size={config.train.batch_size} exceeds the "
+        f"{dataset.train.shape[0]} training images of {dataset.name}.")
   on_device = lambda a: None if a is None else parallel.replicate(a, mesh)
   return Run(config=config, dataset=dataset,
              model=create_model(config.model, dataset.image_shape), mesh=mesh,
@@ -466,51 +468,47 @@ def train(run: Run, workdir: str) -> TrainState:
                if train_config.validate_every_epochs else None)
   step = int(state.step)
   # Closed on any exit: tensorboardX's writer thread must stop before the interpreter does,
-  # and an asynchronous save in flight must finish, also when the run stops with an error.
-  with MetricWriter(workdir, resume_step=step) as writer:
-    try:
-      num_train = run.train_images.shape[0]
-      pending, interval_start, interval_step, rates = [], time.time(), step, []  # metric sums
-      order = epoch_order(order_key, step // run.steps_per_epoch, num_train)
-      # A run resumed at a validation point may already have run out of patience.
-      validation_interval = train_config.validate_every_epochs * run.steps_per_epoch
-      stop_early = (validator is not None and step > 0 and step % validation_interval == 0
-                    and _patience_exhausted(run, state, step))
-      while step < run.total_steps and not stop_early:
-        num_steps = steps_to_next_stop(step, run)
-        state, metric_sums = train_steps(state, run.train_images, order, num_steps)
-        pending.append(metric_sums)
-        step += num_steps
-        epoch, epoch_done = divmod(step, run.steps_per_epoch)
-        if step % train_config.log_every_steps == 0 or step == run.total_steps:
+  # and the checkpoint manager finishes an asynchronous save in flight, also on an error.
+  with MetricWriter(workdir, resume_step=step) as writer, checkpoint_manager:
+    num_train = run.train_images.shape[0]
+    pending, interval_start, interval_step, rates = [], time.time(), step, []  # metric sums
+    order = epoch_order(order_key, step // run.steps_per_epoch, num_train)
+    # A run resumed at a validation point may already have run out of patience.
+    validation_interval = train_config.validate_every_epochs * run.steps_per_epoch
+    stop_early = (validator is not None and step > 0 and step % validation_interval == 0
+                  and _patience_exhausted(run, state, step))
+    while step < run.total_steps and not stop_early:
+      num_steps = steps_to_next_stop(step, run)
+      state, metric_sums = train_steps(state, run.train_images, order, num_steps)
+      pending.append(metric_sums)
+      step += num_steps
+      epoch, epoch_done = divmod(step, run.steps_per_epoch)
+      if step % train_config.log_every_steps == 0 or step == run.total_steps:
+        _raise_if_nonfinite(state, checkpoint_manager, run)
+        means = {k: float(np.sum([m[k] for m in jax.device_get(pending)])) / (step - interval_step)
+                 for k in pending[0]}
+        elapsed = time.time() - interval_start
+        rate = (step - interval_step) / elapsed
+        rates.append(rate)
+        means.update(steps_per_second=rate, images_per_second=rate * train_config.batch_size)
+        writer.write(step, "train", means)
+        logging.info("epoch %d/%g step %d/%d loss %.3f elbo %.3f steps/s %.1f ETA %s",
+                     epoch, train_config.num_epochs, step, run.total_steps, means["loss"],
+                     means["elbo"], rate, _duration((run.total_steps - step) / rate))
+        pending, interval_start, interval_step = [], time.time(), step
+      if epoch_done == 0:
+        if validator and (epoch % train_config.validate_every_epochs == 0
+                          or step == run.total_steps):
           _raise_if_nonfinite(state, checkpoint_manager, run)
-          means = {k: float(np.sum([m[k] for m in jax.device_get(pending)])) / (step - interval_step)
-                   for k in pending[0]}
-          elapsed = time.time() - interval_start
-          rate = (step - interval_step) / elapsed
-          rates.append(rate)
-          means.update(steps_per_second=rate, images_per_second=rate * train_config.batch_size)
-          writer.write(step, "train", means)
-          logging.info("epoch %d/%g step %d/%d loss %.3f elbo %.3f steps/s %.1f ETA %s",
-                       epoch, train_config.num_epochs, step, run.total_steps, means["loss"],
-                       means["elbo"], rate, _duration((run.total_steps - step) / rate))
-          pending, interval_start, interval_step = [], time.time(), step
-        if epoch_done == 0:
-          if validator and (epoch % train_config.validate_every_epochs == 0
-                            or step == run.total_steps):
-            _raise_if_nonfinite(state, checkpoint_manager, run)
-            state = _validate(run, state, validator, jax.random.fold_in(eval_key, step), writer)
-            stop_early = _patience_exhausted(run, state, step)
-          order = epoch_order(order_key, epoch, num_train)
-        if step % train_config.checkpoint_every_steps == 0 or step == run.total_steps:
-          _raise_if_nonfinite(state, checkpoint_manager, run)
-          checkpoints.save(checkpoint_manager, step, state)
-      if checkpoint_manager.latest_step() != step:  # stopped early
+          state = _validate(run, state, validator, jax.random.fold_in(eval_key, step), writer)
+          stop_early = _patience_exhausted(run, state, step)
+        order = epoch_order(order_key, epoch, num_train)
+      if step % train_config.checkpoint_every_steps == 0 or step == run.total_steps:
         _raise_if_nonfinite(state, checkpoint_manager, run)
         checkpoints.save(checkpoint_manager, step, state)
-    finally:
-      checkpoint_manager.wait_until_finished()
-      checkpoint_manager.close()
+    if checkpoint_manager.latest_step() != step:  # stopped early
+      _raise_if_nonfinite(state, checkpoint_manager, run)
+      checkpoints.save(checkpoint_manager, step, state)
   # The first interval includes compilation; report the steady state.
   steady = rates[1:] or rates
   if steady:
@@ -594,7 +592,10 @@ def evaluate_test(run: Run, state: TrainState, workdir: str, num_samples: int,
   results["bits_per_dim"] = evaluate.bits_per_dim(results["nll"], run.dataset.image_shape)
   results["kl_bits"] = results["kl"] / math.log(2)  # E[KL(q(z|x) || p(z))] per image (VLAE 4.1)
   results["num_params"] = sum(int(leaf.size) for leaf in jax.tree_util.tree_leaves(params))
-  results.update(_parameters_used(run, state))
+  used = _parameters_used(run, state)
+  logging.info("Evaluated the %s parameters at step %d of %d (%s run).", used["parameters"],
+               used["step"], run.total_steps, "a finished" if used["finished"] else "an unfinished")
+  results.update(used)
   results.update(dataset=run.dataset.name, devices=f"{jax.device_count()}x {jax.devices()[0].device_kind}",
                  host=platform.node(), cpu_count=os.cpu_count(),
                  test_binarizations=(run.config.data.test_binarizations
@@ -675,22 +676,22 @@ def workdir_lock(workdir: str):
 
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains (resuming if `workdir` has checkpoints), then evaluates on the test set. A config
-  that fails validation, or data that fail to load, stop it before anything is written."""
+  that fails validation, data that fail to load or a workdir that is a file stop it before
+  anything is written."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise NotADirectoryError(f"--workdir={workdir} is a file; give a directory.")
   run = setup_run(config)
+  logging.info("Config:\n%s", config)
   os.makedirs(workdir, exist_ok=True)
   with workdir_lock(workdir):
-    return _train_and_evaluate(run, workdir)
-
-
-def _train_and_evaluate(run: Run, workdir: str) -> dict:
-  config = run.config
-  _check_config_matches_workdir(config, workdir)
-  logging.info("%s: %d train / %s validation / %d test images %s on %d device(s); %d steps.",
-               run.dataset.name, run.dataset.train.shape[0],
-               None if run.dataset.validation is None else run.dataset.validation.shape[0],
-               run.dataset.test.shape[0], run.dataset.image_shape, run.mesh.size, run.total_steps)
-  state = train(run, workdir)
-  results = evaluate_test(run, state, workdir, config.eval.num_samples)
+    _check_config_matches_workdir(config, workdir)
+    logging.info("%s: %d train / %s validation / %d test images %s on %d device(s); %d steps.",
+                 run.dataset.name, run.dataset.train.shape[0],
+                 None if run.dataset.validation is None else run.dataset.validation.shape[0],
+                 run.dataset.test.shape[0], run.dataset.image_shape, run.mesh.size,
+                 run.total_steps)
+    state = train(run, workdir)
+    results = evaluate_test(run, state, workdir, config.eval.num_samples)
   logging.info("test NLL %.3f nats (%d samples), ELBO %.3f, KL %.3f, active units %d",
                results["nll"], results["num_samples"], results["elbo"], results["kl"],
                results["active_units"])
@@ -733,7 +734,4 @@ def evaluate_workdir(workdir: str, num_samples=None, test_binarizations=None,
     state = restore_train_state(run, optimizer, manager)
   if state is None:
     raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints to evaluate.")
-  used = _parameters_used(run, state)
-  logging.info("Evaluating the %s parameters at step %d of %d (%s run).", used["parameters"],
-               used["step"], run.total_steps, "a finished" if used["finished"] else "an unfinished")
   return evaluate_test(run, state, workdir, num_samples or config.eval.num_samples, output)
