@@ -12,10 +12,12 @@
 # importance sampling with 100 samples on the test images in $VAE_JAX_DATA_DIR/cifar10.
 # Rerunning the same command resumes both runs from their last checkpoints.
 #   VAE_JAX_DATA_DIR=../shared/data bash launch/cifar10_budget.sh [runs/cifar10_budget]
-# `full_width` instead trains the full B.5 model with the RealNVP prior K=50 for 1 epoch with the
-# same flags: about the wall time of the width=0.25 run's 4 epochs on one core (75 min), so a
-# reader sees what the width reduction buys. Its test bound uses 10 importance samples (100 would
-# take about 40 minutes at full width):
+# `full_width` instead trains the full B.5 model with the RealNVP prior K=50 with the same flags,
+# configured for 1 epoch; for results/README.md it was stopped after its checkpoint at step 1,000
+# (73 min on one core, the width=0.25 run's training time) and evaluated there
+# (python -m vae_jax.evaluate --workdir=<its workdir> --num_samples=10), so a reader sees what
+# the width reduction buys at equal time. Its test bound uses 10 importance samples (100 would
+# take about 20 minutes at full width: 10 took 124 s on 2 cores, eval_test.json's "seconds"):
 #   VAE_JAX_DATA_DIR=../shared/data bash launch/cifar10_budget.sh runs/cifar10_budget full_width
 set -euo pipefail
 out="${1:-runs/cifar10_budget}"
