@@ -83,15 +83,19 @@ def render_tables(runs: dict) -> str:
   lines += ["", "## KL per layer at the end of training (Figure S8)", "",
             "KL(q(eps_l | z_{l-1}, x) || p(eps_l | z_{l-1})) in nats, in closed form at one "
             "posterior sample of z_{l-1}, averaged over the test images; and each layer's active "
-            "units (of its base latents, Var_x E_q[eps] > 0.01). A collapsed layer has KL near 0 "
-            "and no active units.", ""]
+            "units (of its base latents whitened by their prior, w_l = (eps_l - mu(z_{l-1})) / "
+            "sigma(z_{l-1}): Var_x E_q[w] > 0.01). A collapsed layer has KL near 0 "
+            "and no active units. Runs marked \"active units of eps\" were evaluated before issue #19, over eps "
+            "itself: the same as w where the prior is N(0, I) (the DLGM), meaningless where its "
+            "scale is learnt (the SeRe-VAE can scale eps freely without changing z).", ""]
   for name, run in runs.items():
     results = best_eval(run, serevae.IS_SAMPLES)
     kls = results.get("kl_per_layer")
     if not kls:
       continue
     active = [results.get(f"active_units_layer_{l + 1}", "") for l in range(len(kls))]
-    lines += [f"**{name}** (sum {sum(kls):.2f} nats)", "",
+    marker = "" if "latent_statistics_of" in results else ", active units of eps"
+    lines += [f"**{name}** (sum {sum(kls):.2f} nats{marker})", "",
               "| layer | " + " | ".join(str(l + 1) for l in range(len(kls))) + " |",
               "|---|" + "---|" * len(kls),
               "| KL | " + " | ".join(f"{v:.2f}" for v in kls) + " |",

@@ -385,3 +385,27 @@ def test_launcher_collects_the_comparisons_and_the_kl_per_layer(tmp_path):
   assert "| DLGM (ResNet), widened encoders | mnist-resnet-dlgm |  |  |" in text  # not run: blank
   assert "**mnist-mlp-dlgm-100ep** (sum 20.00 nats)" in text
   assert "| active units | 9 | 8 | 7 | 6 | 5 | 4 | 3 | 2 | 1 | 0 |" in text
+
+
+@pytest.mark.parametrize("variant", ["sere", "ladder"])
+def test_latent_statistics_read_the_prior_whitened_base_latents(variant):
+  """The latents that the evaluator's latent_mean, latent_variance, posterior_std and the active
+  units read (LogWeights.z, posterior_mean) are w_l = (eps_l - mu(z_{l-1})) / sigma(z_{l-1}),
+  N(0, I) under the prior: the scale of eps_l is free (sigma can grow as the bijector shrinks).
+  With q = p in every layer (dmu = 0, ds = sigmoid(30) = 1) and a prior far from N(0, I)
+  (sigma ~ e^3), they are the noise itself; eps would be ~20 times larger."""
+  x = _binary_images(0, 4, (4, 4, 1))
+  model, params = _model_and_params(x, num_layers=2, **VARIANTS[variant])
+  n = model.latent_dim
+  for l in range(model.num_layers):
+    layer = params[f"layers_{l}"]
+    layer["prior_head"]["linear"]["bias"] += jnp.concatenate([jnp.zeros(n), 3.0 * jnp.ones(n)])
+    head = layer["posterior_head"]["linear"]
+    head["kernel"] = jnp.zeros_like(head["kernel"])
+    # residual q: dmu = 0, ds = 1; precision-weighted q: sigma_x = e^30 >> sigma_p, so q = p.
+    head["bias"] = jnp.concatenate([jnp.zeros(n), 30.0 * jnp.ones(n)])
+  noise = jax.random.normal(jax.random.PRNGKey(3), (model.num_layers, 8, 4, n))
+  parts = model.apply({"params": params}, x, noise, method="log_weights_at")
+  np.testing.assert_allclose(parts.z, jnp.moveaxis(noise, 0, 2).reshape(8, 4, -1), atol=1e-4)
+  means = model.apply({"params": params}, x, jax.random.PRNGKey(4), 4000, method="posterior_mean")
+  assert np.abs(means).max() < 0.1  # E_q[w | x] = 0: no active units in a collapsed model

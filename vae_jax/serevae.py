@@ -85,8 +85,9 @@ def _base(dataset: str) -> ml_collections.ConfigDict:
   t.kl_warmup_start, t.kl_warmup_fraction = _KL_START, _KL_FRACTION
   t.l2_weight = 0.0
   e = config.eval
-  # Active units of the base latents: E_q[eps_l | x] has no closed form past layer 1 (it
-  # averages over z_{l-1}); 100 samples on 10,000 training images (ours, to bound the cost).
+  # Active units of the base latents whitened by their prior, w_l = (eps_l - mu) / sigma:
+  # E_q[w_l | x] has no closed form past layer 1 (it averages over z_{l-1}); 100 samples on
+  # 10,000 training images (ours, to bound the cost).
   e.num_samples, e.active_unit_samples, e.active_unit_images = IS_SAMPLES, 100, 10_000
   return config
 

@@ -577,6 +577,9 @@ def test_metrics(run: Run, params, num_samples: int, key, active_unit_samples: i
     results["kl_per_layer"] = evaluate.kl_per_layer(
         run.model, params, test_images, run.dataset.test_encoding, jax.random.fold_in(key, 2),
         eval_config.batch_size)
+    # What the latent statistics and active units read (issue #19; evaluations before it used
+    # eps itself, whose scale the SeRe-VAE leaves free).
+    results["latent_statistics_of"] = "base latents whitened by their prior"
   return results
 
 

@@ -192,7 +192,11 @@ class LatentLayer(nn.Module):
       return {"eps": eps, "z": self._code(z_previous, eps)}
     loc_q, log_scale_q = self._posterior(loc_p, log_scale_p, features)
     eps = loc_q + jnp.exp(log_scale_q) * noise
-    return {"eps": eps, "z": self._code(z_previous, eps),
+    # eps whitened by its prior, N(0, I) under p whatever mu(z), sigma(z): the scale of eps is
+    # free (sigma(z) can grow while the bijector's d, u shrink, leaving z, p(x|z) and the KL as
+    # they are), so the latent statistics read this instead.
+    white = (eps - loc_p) * jnp.exp(-log_scale_p)
+    return {"eps": eps, "z": self._code(z_previous, eps), "white": white,
             "log_scale_q": log_scale_q, "log_scale_p": log_scale_p,
             "log_q": _gaussian_unit_log_prob(eps, loc_q, log_scale_q),
             "log_p": _gaussian_unit_log_prob(eps, loc_p, log_scale_p),
@@ -418,8 +422,8 @@ class SelfReflectiveVAE(nn.Module):
     return h[::-1]
 
   def _chain(self, features, noise, from_prior: bool = False):
-    """Runs the L layers: dict of [L, S, B, *latent] arrays (eps, z, log_q, log_p, kl, scales;
-    only eps and z `from_prior`, where `features` may be None)."""
+    """Runs the L layers: dict of [L, S, B, *latent] arrays (eps, z, white, log_q, log_p, kl,
+    scales; only eps and z `from_prior`, where `features` may be None)."""
     z, outputs = jnp.zeros(noise.shape[1:]), []
     for l, layer in enumerate(self.layers):
       outputs.append(layer(z, None if features is None else features[l], noise[l], from_prior))
@@ -439,15 +443,16 @@ class SelfReflectiveVAE(nn.Module):
 
   def log_weights_at(self, x, noise) -> LogWeights:
     """The parts of log w at eps_l = loc + scale * noise_l from q(eps_l | z_{l-1}, x), for noise
-    [L, S, B, *latent]."""
+    [L, S, B, *latent]; `z` holds the whitened base latents (eps_l - mu(z_{l-1})) / sigma(z_{l-1})
+    that the latent statistics read."""
     blocks = self._to_blocks(x)
     layers = self._chain(self._features(x), noise)
     units = tuple(range(2, 3 + len(self.latent_shape)))
     log_q, log_p = self._per_unit(layers["log_q"]), self._per_unit(layers["log_p"])
-    eps = self._per_unit(layers["eps"])
+    white = self._per_unit(layers["white"])
     return LogWeights(log_likelihood=self.log_likelihood(layers["z"], blocks),
                       log_prior=jnp.sum(log_p, units), log_posterior=jnp.sum(log_q, units),
-                      z=eps.reshape(eps.shape[:2] + (-1,)), kl_per_unit=log_q - log_p)
+                      z=white.reshape(white.shape[:2] + (-1,)), kl_per_unit=log_q - log_p)
 
   def __call__(self, x, key, deterministic: bool = True):
     return self.log_weights(x, key, deterministic=deterministic)
@@ -460,9 +465,10 @@ class SelfReflectiveVAE(nn.Module):
     return jnp.sum(kl, tuple(range(2, kl.ndim))).T
 
   def posterior_mean(self, x, key, num_samples: int):
-    """E_q[eps | x], [B, L * N]: each layer's base latents averaged over posterior samples."""
-    eps = self._chain(self._features(x), self._noise(key, num_samples, x.shape[0]))["eps"]
-    return jnp.moveaxis(jnp.mean(eps, 1), 0, 1).reshape(x.shape[0], -1)
+    """E_q[w | x], [B, L * N]: each layer's whitened base latents w_l = (eps_l - mu(z_{l-1})) /
+    sigma(z_{l-1}) averaged over posterior samples (0 in a layer whose q equals its prior)."""
+    white = self._chain(self._features(x), self._noise(key, num_samples, x.shape[0]))["white"]
+    return jnp.moveaxis(jnp.mean(white, 1), 0, 1).reshape(x.shape[0], -1)
 
   def _draw_blocks(self, z, key):
     """x_l ~ p(x_l | z_l, x_{l-1}) block after block, each given the drawn previous one:
