@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from vae_jax import checkpoints, train
+from vae_jax.flows import realnvp
 from vae_jax.metric_writer import MetricWriter
 
 
@@ -68,6 +69,30 @@ def test_an_unreadable_latest_checkpoint_falls_back_to_the_one_before(tmp_path, 
   for a, b in zip(jax.tree_util.tree_leaves(uninterrupted), jax.tree_util.tree_leaves(resumed)):
     np.testing.assert_array_equal(a, b)
   assert (tmp_path / "faulty" / "checkpoints" / "46.unreadable").is_dir()  # kept, not deleted
+
+
+def test_a_checkpoint_with_per_block_realnvp_parameters_resumes_exactly(tmp_path, config):
+  """Checkpoints from before the RealNVP blocks were stacked ({block_<k>: ...} subtrees in the
+  parameters and Adam's moments) resume into the stacked layout, reaching exactly the
+  uninterrupted state; restore_params reads them too."""
+  config.train.num_epochs, config.train.checkpoint_every_steps = 2, 10  # saves 40 and 46 kept
+  uninterrupted = _train(config, tmp_path / "uninterrupted")
+  _train(config, tmp_path / "old")
+  run = train.setup_run(config)
+  optimizer = train.make_optimizer(config.train, run.total_steps)
+  with checkpoints.manager(str(tmp_path / "old"), keep=None) as manager:
+    manager.delete(46)
+    state = train.restore_train_state(run, optimizer, manager)  # step 40, stacked
+    old_layout = realnvp.unstack_blocks(state)
+    assert "block_1" in old_layout.params["prior"]["flow"]
+    manager.delete(40)
+    checkpoints.save(manager, 40, old_layout)
+  np.testing.assert_array_equal(
+      checkpoints.restore_params(str(tmp_path / "old"))["prior"]["flow"]["blocks"]["actnorm"]["bias"],
+      state.params["prior"]["flow"]["blocks"]["actnorm"]["bias"])
+  resumed = _train(config, tmp_path / "old")
+  for a, b in zip(jax.tree_util.tree_leaves(uninterrupted), jax.tree_util.tree_leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_no_readable_checkpoint_is_one_clear_error_and_changes_nothing(tmp_path, config):

@@ -8,6 +8,8 @@ import jax
 from jax.sharding import SingleDeviceSharding
 import orbax.checkpoint as ocp
 
+from vae_jax.flows import realnvp
+
 
 class _DropOrbaxInfo(logging.Filter):
 
@@ -94,14 +96,22 @@ def _restore_state(checkpoint_manager: ocp.CheckpointManager, step: int, like):
   try:
     return checkpoint_manager.restore(step, args=ocp.args.StandardRestore(like))
   except ValueError:
-    # A checkpoint from before a state field existed (one that is None in `like`, such as
-    # averaged_params without Polyak averaging): restore what was saved, placed like `like`.
+    # A checkpoint of an older layout: from before a state field existed (one that is None in
+    # `like`, such as averaged_params without Polyak averaging), or with RealNVP blocks saved
+    # one subtree each (before issue #18 stacked them). Restore what was saved, placed like `like`.
     saved = dict(checkpoint_manager.item_metadata(step)).keys()
     fields = {f.name: getattr(like, f.name) for f in dataclasses.fields(like)}
     if any(value is not None for name, value in fields.items() if name not in saved):
       raise
     present = {name: value for name, value in fields.items() if name in saved}
-    return like.replace(**checkpoint_manager.restore(step, args=ocp.args.StandardRestore(present)))
+    try:
+      restored = checkpoint_manager.restore(step, args=ocp.args.StandardRestore(present))
+    except ValueError:
+      per_block = checkpoint_manager.restore(
+          step, args=ocp.args.StandardRestore(realnvp.unstack_blocks(present)))
+      restored = jax.tree_util.tree_map(lambda value, target: jax.device_put(value, target.sharding),
+                                        realnvp.stack_blocks(per_block), present)
+    return like.replace(**restored)
 
 
 def restore_params(workdir: str, total_steps: int | None = None):
@@ -119,6 +129,7 @@ def restore_params(workdir: str, total_steps: int | None = None):
       step, args=ocp.args.StandardRestore(_saved_tree(checkpoint_manager, step, device)))
   with checkpoint_manager:
     step, state, unreadable = _newest_readable(checkpoint_manager, restore)
+  state = realnvp.stack_blocks(state)  # checkpoints from before the RealNVP blocks were stacked
   for bad_step, reason in unreadable:  # reported, left in place: evaluation changes no run
     absl_logging.warning("The checkpoint at step %d could not be read (%s); using step %d.",
                          bad_step, reason, step)

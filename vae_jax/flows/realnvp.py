@@ -9,6 +9,9 @@ The modules return distrax bijectors for the map f: z -> w (the paper's directio
 Modules take `init_inputs`, a batch that reaches the layer; it is read only while initialising
 (ActNorm's data-dependent initialisation, Kingma & Dhariwal 2018), and ignored afterwards.
 """
+import contextlib
+import re
+
 import distrax
 import flax.linen as nn
 import jax
@@ -121,8 +124,55 @@ class RealNVPBlock(nn.Module):
     return distrax.Chain(layers[::-1])  # Chain applies its last bijector first.
 
 
+_unroll_scans = [False]
+
+
+@contextlib.contextmanager
+def unrolled_scans():
+  """Traces the stacked blocks unrolled while active: XLA's cost analysis counts a loop's body
+  once, so the FLOPs and kernels of a step are counted on an unrolled copy (vae_jax.benchmark)."""
+  _unroll_scans[0] = True
+  try:
+    yield
+  finally:
+    _unroll_scans[0] = False
+
+
+class StackedBlocks(distrax.Bijector):
+  """f = f_K o ... o f_1 for K blocks of one structure whose parameters are stacked [K, ...],
+  applied in a `lax.scan`: one loop of a block's kernels instead of K copies of them, and one
+  optimizer loop per parameter kind instead of one per block (issue #18)."""
+
+  def __init__(self, block: nn.Module, params, event_ndims: int):
+    super().__init__(event_ndims_in=event_ndims)
+    self._forward_block = nn.apply(lambda m, x: m(x).forward_and_log_det(x), block)
+    self._inverse_block = nn.apply(lambda m, y: m(y).inverse_and_log_det(y), block)
+    self._params = params
+
+  def _scan(self, apply_block, x, reverse: bool):
+    def body(carry, params):
+      x, log_det = carry
+      y, block_log_det = apply_block({"params": params}, x)
+      return (y, log_det + block_log_det), None
+    log_det = jnp.zeros(x.shape[:x.ndim - self.event_ndims_in], x.dtype)
+    (y, log_det), _ = jax.lax.scan(body, (x, log_det), self._params, reverse=reverse,
+                                   unroll=_unroll_scans[0])
+    return y, log_det
+
+  def forward_and_log_det(self, x):
+    return self._scan(self._forward_block, x, reverse=False)
+
+  def inverse_and_log_det(self, y):
+    return self._scan(self._inverse_block, y, reverse=True)
+
+
 class RealNVP(nn.Module):
-  """f = f_K o ... o f_1, as one distrax bijector, over events of `event_ndims` axes."""
+  """f = f_K o ... o f_1, as one distrax bijector, over events of `event_ndims` axes.
+
+  The K blocks' parameters are stacked, `params["blocks"]` with a leading axis of K (checkpoints
+  from before keep `block_<k>` subtrees: `stack_blocks` converts them). The pure flow's blocks
+  alternate which half they transform, so they differ in shape and stay one subtree each.
+  """
   num_blocks: int
   coupling_hidden: int = 256
   event_ndims: int = 1
@@ -130,11 +180,68 @@ class RealNVP(nn.Module):
 
   @nn.compact
   def __call__(self, init_inputs):
+    if self.pure:
+      return self._alternating_blocks(init_inputs)
+    block = RealNVPBlock(self.coupling_hidden, self.event_ndims, parent=None)
+
+    def init_blocks():
+      """Each block initialised on the previous blocks' outputs (ActNorm's data-dependent
+      initialisation), then stacked."""
+      blocks, h = [], init_inputs
+      for key in jax.random.split(self.make_rng("params"), self.num_blocks):
+        params = block.init(key, h)["params"]
+        h = block.apply({"params": params}, h).forward(h)
+        blocks.append(params)
+      return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *blocks)
+
+    # A variable, not self.param: param() evaluates its initialiser abstractly at every apply to
+    # check shapes, which would trace all K block initialisations each time.
+    params = self.variable("params", "blocks", init_blocks).value
+    return StackedBlocks(block, params, self.event_ndims)
+
+  def _alternating_blocks(self, init_inputs):
     blocks, h = [], init_inputs
     for k in range(self.num_blocks):
-      block = RealNVPBlock(self.coupling_hidden, self.event_ndims, self.pure,
-                           swap=self.pure and k % 2 == 1, name=f"block_{k}")(h)
+      block = RealNVPBlock(self.coupling_hidden, self.event_ndims, pure=True, swap=k % 2 == 1,
+                           name=f"block_{k}")(h)
       if self.is_initializing():
         h = block.forward(h)
       blocks.append(block)
     return distrax.Chain(blocks[::-1])
+
+
+def _is_per_block_flow(tree) -> bool:
+  return (isinstance(tree, dict) and bool(tree) and all(
+      re.fullmatch(r"block_\d+", str(key)) and isinstance(value, dict)
+      and "invertible_dense" in value for key, value in tree.items()))
+
+
+def stack_blocks(tree):
+  """`tree` (parameters, Adam moments, a whole saved state) with every full RealNVP's
+  {block_0: ..., block_<K-1>: ...} subtrees, the layout before the blocks were stacked, replaced
+  by {blocks: ...} with a leading axis of K."""
+  def stack(flow):
+    blocks = [flow[f"block_{k}"] for k in range(len(flow))]
+    return {"blocks": jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *blocks)}
+  return jax.tree_util.tree_map(lambda node: stack(node) if _is_per_block_flow(node) else node,
+                                tree, is_leaf=_is_per_block_flow)
+
+
+def _is_stacked_flow(tree) -> bool:
+  return (isinstance(tree, dict) and set(tree) == {"blocks"} and isinstance(tree["blocks"], dict)
+          and "invertible_dense" in tree["blocks"])
+
+
+def unstack_blocks(tree):
+  """The inverse of `stack_blocks` for arrays or jax.ShapeDtypeStructs: the layout of a
+  checkpoint written before the blocks were stacked, as a restore target."""
+  def unstack(flow):
+    leaves, treedef = jax.tree_util.tree_flatten(flow["blocks"])
+    num_blocks = leaves[0].shape[0]
+    part = lambda leaf, k: (jax.ShapeDtypeStruct(leaf.shape[1:], leaf.dtype,
+                                                  sharding=getattr(leaf, "sharding", None))
+                            if isinstance(leaf, jax.ShapeDtypeStruct) else leaf[k])
+    return {f"block_{k}": jax.tree_util.tree_unflatten(treedef, [part(l, k) for l in leaves])
+            for k in range(num_blocks)}
+  return jax.tree_util.tree_map(lambda node: unstack(node) if _is_stacked_flow(node) else node,
+                                tree, is_leaf=_is_stacked_flow)
