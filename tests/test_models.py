@@ -161,7 +161,8 @@ def test_width_scales_the_cifar10_channels_but_not_the_latent():
   params = jax.eval_shape(lambda: _init(model, x))
   channels = lambda tree: {leaf.shape[-1] for path, leaf in
                            jax.tree_util.tree_flatten_with_path(tree)[0]
-                           if getattr(path[-1], "key", "") == "kernel" and leaf.ndim == 4}
+                           if getattr(path[-1], "key", "") == "kernel" and leaf.ndim >= 4}
+  # (>= 4: the prior's stacked blocks add a leading axis of K to their convolution kernels)
   assert channels(params["encoder"]) == channels(params["decoder"]) == {24, 48, 64}
   assert params["posterior_loc"]["kernel"].shape[-1] == 32
   assert 16 in channels(params["prior"])

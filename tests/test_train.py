@@ -288,12 +288,16 @@ def test_l2_penalty_covers_exactly_the_nonlinear_kernels(config):
     names = [p.key for p in path]
     if names[-1] == "kernel" and any(n.startswith("hidden_") for n in names):
       expected += float(np.sum(np.square(leaf)))
-  # encoder + decoder hidden layers and one per coupling; the output layers are linear.
+  # encoder + decoder hidden layers and one per coupling (the prior's blocks stacked in one
+  # [K, ...] kernel); the output layers are linear.
   assert expected > 0
   np.testing.assert_allclose(float(train.l2_penalty(params)), expected, rtol=1e-5)
-  hidden = [p for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]
-            if p[-1].key == "kernel" and any(k.key.startswith("hidden_") for k in p)]
-  assert len(hidden) == 2 + config.model.flow_depth
+  hidden = {jax.tree_util.keystr(p): leaf for p, leaf in
+            jax.tree_util.tree_flatten_with_path(params)[0]
+            if p[-1].key == "kernel" and any(k.key.startswith("hidden_") for k in p)}
+  assert len(hidden) == 3
+  coupling = hidden["['prior']['flow']['blocks']['coupling']['mlp']['hidden_0']['kernel']"]
+  assert coupling.shape[0] == config.model.flow_depth
 
 
 def test_the_best_validated_parameters_come_from_after_the_kl_warm_up(tmp_path, config,
