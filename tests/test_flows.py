@@ -113,14 +113,22 @@ def test_stacked_blocks_are_the_blocks_applied_one_after_another():
 
 def test_stack_blocks_converts_the_per_block_layout_and_back():
   """Checkpoints from before the stacking keep {block_<k>: ...}: stack_blocks and unstack_blocks
-  convert whole states (here parameters inside an Adam state), leaving other subtrees alone."""
+  convert whole states (parameters, and Adam's moments of them, masked or not), leaving other
+  subtrees alone."""
   x = _inputs(jax.random.PRNGKey(19), n=32)
   stacked = RealNVP(3, 8).init(jax.random.PRNGKey(20), x)["params"]
-  state = {"flow": stacked, "decoder": {"block_0": {"kernel": jnp.ones(2)}},
-           "adam": optax.adam(1e-3).init({"flow": stacked})}
+  params = {"flow": stacked, "decoder": {"block_0": {"kernel": jnp.ones(2)}}}
+  # Post-hoc training's optimizer: each group's Adam moments hold MaskedNodes (no arrays) for
+  # the other group's parameters, the flow's included.
+  label = lambda p: {k: jax.tree_util.tree_map(lambda _, k=k: k, v) for k, v in p.items()}
+  optimizer = optax.multi_transform({"flow": optax.adam(1e-3), "decoder": optax.adam(1e-3)},
+                                    label)
+  state = {**params, "adam": optimizer.init(params)}
   per_block = realnvp.unstack_blocks(state)
   assert set(per_block["flow"]) == {"block_0", "block_1", "block_2"}
-  assert set(per_block["adam"][0].mu["flow"]) == {"block_0", "block_1", "block_2"}
+  for group in ("flow", "decoder"):  # arrays in one group's moments, MaskedNodes in the other's
+    assert set(per_block["adam"].inner_states[group].inner_state[0].mu["flow"]) == {
+        "block_0", "block_1", "block_2"}
   assert per_block["decoder"] == state["decoder"]  # not a RealNVP: untouched
   np.testing.assert_array_equal(per_block["flow"]["block_2"]["actnorm"]["bias"],
                                 stacked["blocks"]["actnorm"]["bias"][2])

@@ -218,10 +218,13 @@ def test_pixel_hvae_pixelcnn_is_causal():
 
 
 def test_normalized_gradients_have_unit_norm_per_array():
-  grads = {"a": jnp.array([3.0, 4.0]), "b": jnp.ones((2, 2)) * 10}
+  grads = {"a": jnp.array([3.0, 4.0]), "b": jnp.ones((2, 2)) * 10,
+           "flow": {"blocks": {"kernel": jnp.arange(12.0).reshape(3, 2, 2)}}}  # K = 3 stacked
   updates, _ = train.normalize_gradients().update(grads, None)
-  for leaf in jax.tree_util.tree_leaves(updates):
-    np.testing.assert_allclose(jnp.linalg.norm(leaf), 1.0, rtol=1e-6)
+  np.testing.assert_allclose(jnp.linalg.norm(updates["a"]), 1.0, rtol=1e-6)
+  np.testing.assert_allclose(jnp.linalg.norm(updates["b"]), 1.0, rtol=1e-6)
+  for block in updates["flow"]["blocks"]["kernel"]:  # each block's array, as if unstacked
+    np.testing.assert_allclose(jnp.linalg.norm(block), 1.0, rtol=1e-6)
 
 
 def test_vampprior_data_run_keeps_its_training_image_pseudo_inputs(tmp_path):

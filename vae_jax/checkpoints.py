@@ -106,9 +106,15 @@ def _restore_state(checkpoint_manager: ocp.CheckpointManager, step: int, like):
     present = {name: value for name, value in fields.items() if name in saved}
     try:
       restored = checkpoint_manager.restore(step, args=ocp.args.StandardRestore(present))
-    except ValueError:
-      per_block = checkpoint_manager.restore(
-          step, args=ocp.args.StandardRestore(realnvp.unstack_blocks(present)))
+    except ValueError as error:
+      per_block_like = realnvp.unstack_blocks(present)
+      if jax.tree_util.tree_structure(per_block_like) == jax.tree_util.tree_structure(present):
+        raise  # no RealNVP blocks to lay out otherwise: the mismatch is real
+      try:
+        per_block = checkpoint_manager.restore(step,
+                                               args=ocp.args.StandardRestore(per_block_like))
+      except ValueError:
+        raise error from None  # the stacked layout's mismatch says what is wrong
       restored = jax.tree_util.tree_map(lambda value, target: jax.device_put(value, target.sharding),
                                         realnvp.stack_blocks(per_block), present)
     return like.replace(**restored)

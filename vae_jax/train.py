@@ -118,10 +118,16 @@ def prior_training_phases(train_config, total_steps: int):
 
 def normalize_gradients(eps: float = 1e-8) -> optax.GradientTransformation:
   """g / (||g|| + eps) for each parameter array: the block-normalized gradients of Yu et al.
-  (2017) that the VampPrior paper feeds to Adam (Section 5.1)."""
+  (2017) that the VampPrior paper feeds to Adam (Section 5.1). A RealNVP's stacked blocks
+  ([K, ...] under `blocks`) are normalized block by block, as the arrays they stack."""
+  def normalized(path, g):
+    stacked = any(getattr(entry, "key", None) == "blocks" for entry in path)
+    axes = tuple(range(1, g.ndim)) if stacked else None
+    return g / (jnp.sqrt(jnp.sum(jnp.square(g), axis=axes, keepdims=stacked)) + eps)
+
   def update(grads, state, params=None):
     del params
-    return jax.tree_util.tree_map(lambda g: g / (jnp.linalg.norm(g) + eps), grads), state
+    return jax.tree_util.tree_map_with_path(normalized, grads), state
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 

@@ -232,16 +232,34 @@ def _is_stacked_flow(tree) -> bool:
           and "invertible_dense" in tree["blocks"])
 
 
+def _dict_key_suffix(path) -> tuple:
+  """The dict keys that end a tree path: ('prior', 'flow') both for a state's params and for
+  Adam's moments of them (which sit under attribute keys such as `mu`)."""
+  suffix = []
+  for entry in reversed(path):
+    if not isinstance(entry, jax.tree_util.DictKey):
+      break
+    suffix.append(entry.key)
+  return tuple(reversed(suffix))
+
+
 def unstack_blocks(tree):
   """The inverse of `stack_blocks` for arrays or jax.ShapeDtypeStructs: the layout of a
-  checkpoint written before the blocks were stacked, as a restore target."""
-  def unstack(flow):
+  checkpoint written before the blocks were stacked, as a restore target. A flow without
+  arrays (optax.multi_transform's MaskedNode moments of the group it does not train) takes its
+  number of blocks from the flow with arrays at the same dict keys."""
+  flows = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_stacked_flow)[0]
+  num_blocks = {_dict_key_suffix(path): jax.tree_util.tree_leaves(node["blocks"])[0].shape[0]
+                for path, node in flows
+                if _is_stacked_flow(node) and jax.tree_util.tree_leaves(node["blocks"])}
+
+  def unstack(path, flow):
     leaves, treedef = jax.tree_util.tree_flatten(flow["blocks"])
-    num_blocks = leaves[0].shape[0]
     part = lambda leaf, k: (jax.ShapeDtypeStruct(leaf.shape[1:], leaf.dtype,
                                                   sharding=getattr(leaf, "sharding", None))
                             if isinstance(leaf, jax.ShapeDtypeStruct) else leaf[k])
     return {f"block_{k}": jax.tree_util.tree_unflatten(treedef, [part(l, k) for l in leaves])
-            for k in range(num_blocks)}
-  return jax.tree_util.tree_map(lambda node: unstack(node) if _is_stacked_flow(node) else node,
-                                tree, is_leaf=_is_stacked_flow)
+            for k in range(num_blocks[_dict_key_suffix(path)])}
+  return jax.tree_util.tree_map_with_path(
+      lambda path, node: unstack(path, node) if _is_stacked_flow(node) else node, tree,
+      is_leaf=_is_stacked_flow)
