@@ -28,19 +28,13 @@ import optax
 
 from vae_jax import benchmark, parallel, train, xu2020
 from vae_jax.flows import realnvp
+# The plain dense layers of the VampPrior paper's minimal step.
+from vae_jax.reference_step import _dense, _linear  # pylint: disable=protected-access
 
 LATENT, HIDDEN, PIXELS, BATCH, BLOCKS, COUPLING = 40, 500, 784, 128, 20, 256
 HALF = LATENT // 2
 STEPS_PER_CALL = 50
 L2, CLIP, LEARNING_RATE = 1e-4, 100.0, 1e-3
-
-
-def _dense(key, n_in, n_out):
-  return {"w": jax.random.normal(key, (n_in, n_out)) / np.sqrt(n_in), "b": jnp.zeros(n_out)}
-
-
-def _linear(p, x):
-  return x @ p["w"] + p["b"]
 
 
 def _leaky(x):
@@ -107,7 +101,7 @@ def init_params(layout: str) -> dict:
             "logits": _dense(keys[6], HIDDEN, PIXELS)}
   blocks = [_block_params(k) for k in jax.random.split(keys[7], BLOCKS)]
   if layout == "stacked":
-    params["prior"] = jax.tree_util.tree_map(lambda *b: jnp.stack(b), *blocks)
+    params["prior"] = realnvp._stack(blocks)  # pylint: disable=protected-access
   elif layout == "per_block":
     params["prior"] = blocks
   return params

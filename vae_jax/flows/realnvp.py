@@ -124,6 +124,11 @@ class RealNVPBlock(nn.Module):
     return distrax.Chain(layers[::-1])  # Chain applies its last bijector first.
 
 
+def _stack(trees):
+  """Trees of one structure -> one tree of their leaves stacked on a new leading axis."""
+  return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
 _unroll_scans = [False]
 
 
@@ -192,7 +197,7 @@ class RealNVP(nn.Module):
         params = block.init(key, h)["params"]
         h = block.apply({"params": params}, h).forward(h)
         blocks.append(params)
-      return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *blocks)
+      return _stack(blocks)
 
     # A variable, not self.param: param() evaluates its initialiser abstractly at every apply to
     # check shapes, which would trace all K block initialisations each time.
@@ -222,7 +227,7 @@ def stack_blocks(tree):
   by {blocks: ...} with a leading axis of K."""
   def stack(flow):
     blocks = [flow[f"block_{k}"] for k in range(len(flow))]
-    return {"blocks": jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *blocks)}
+    return {"blocks": _stack(blocks)}
   return jax.tree_util.tree_map(lambda node: stack(node) if _is_per_block_flow(node) else node,
                                 tree, is_leaf=_is_per_block_flow)
 
