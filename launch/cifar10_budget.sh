@@ -28,7 +28,7 @@ BUDGET=(--config.train.batch_size=32
   --config.eval.sample_chunk=10 --config.eval.num_images=64)
 run() {  # run CORE CELL IMPORTANCE_SAMPLES
   local core="$1" cell="$2" num_samples="$3"
-  local workdir="${out}/$(python -c "from vae_jax import xu2020; print(xu2020.cell_slug('${cell}'))")"
+  local workdir="${out}/$(python launch/xu2020.py slug "${cell}")"
   local command=(python -m vae_jax.main "--config=configs/xu2020.py:${cell}"
                  "--workdir=${workdir}" "${BUDGET[@]}" "--config.eval.num_samples=${num_samples}")
   mkdir -p "${workdir}"

@@ -7,20 +7,26 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 
-ARCHIVED_FILES = re.compile(r"config\.json|eval_test.*\.json|train_summary\.json|command\.txt|"
-                            r"(samples|reconstructions|decompressions|pseudo_inputs)\.png")
+ARCHIVED_FILES = re.compile(r"config\.json|eval_test.*\.json|train_summary\.json|analysis\.json|"
+                            r"command\.txt|(samples|reconstructions|decompressions|pseudo_inputs)"
+                            r"\.png")
 
 
 def workdir_name(cell: str, epochs=None) -> str:
   return cell if epochs is None else f"{cell}-{epochs}ep"
 
 
-def _load(path: str):
+def load_json(path: str):
+  """The JSON file at `path`, None if there is none; a broken file is an error that names it."""
   if not os.path.exists(path):
     return None
-  with open(path, encoding="utf-8") as f:
-    return json.load(f)
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except ValueError as e:
+    raise ValueError(f"{path}: not valid JSON ({e})") from e
 
 
 def read_runs(runs_dir: str) -> dict:
@@ -28,12 +34,12 @@ def read_runs(runs_dir: str) -> dict:
   runs = {}
   for name in sorted(os.listdir(runs_dir)) if os.path.isdir(runs_dir) else []:
     path = os.path.join(runs_dir, name)
-    evals = [_load(os.path.join(path, file))
+    evals = [load_json(os.path.join(path, file))
              for file in (sorted(os.listdir(path)) if os.path.isdir(path) else [])
              if re.fullmatch(r"eval_test.*\.json", file)]
     if evals:
-      runs[name] = {"config": _load(os.path.join(path, "config.json")), "evals": evals,
-                    "summary": _load(os.path.join(path, "train_summary.json")) or {}}
+      runs[name] = {"config": load_json(os.path.join(path, "config.json")), "evals": evals,
+                    "summary": load_json(os.path.join(path, "train_summary.json")) or {}}
   return runs
 
 
@@ -94,14 +100,24 @@ def archive(runs_dir: str, to: str) -> None:
         shutil.copy2(os.path.join(source, file), os.path.join(to, name, file))
 
 
-def write_command(cmd: list[str]) -> None:
-  """Records a run's command line as command.txt in its workdir (the --workdir= argument)."""
-  workdir = next(a.split("=", 1)[1] for a in cmd if a.startswith("--workdir="))
+def display(cmd: list[str]) -> str:
+  """A command as a user would type it: `python` for the interpreter that runs it."""
+  return shlex.join(["python"] + cmd[1:])
+
+
+def workdir_of(cmd: list[str], root: str = "") -> str:
+  """The --workdir= argument of a command, relative to `root`."""
+  return os.path.join(root, next(a.split("=", 1)[1] for a in cmd if a.startswith("--workdir=")))
+
+
+def write_command(cmd: list[str], root: str = "") -> None:
+  """Records a run's command line as command.txt in its workdir."""
+  workdir = workdir_of(cmd, root)
   os.makedirs(workdir, exist_ok=True)
   data_dir = os.environ.get("VAE_JAX_DATA_DIR")
   prefix = f"VAE_JAX_DATA_DIR={shlex.quote(data_dir)} " if data_dir else ""
   with open(os.path.join(workdir, "command.txt"), "w", encoding="utf-8") as f:
-    f.write(prefix + shlex.join(["python"] + cmd[1:]) + "\n")
+    f.write(prefix + display(cmd) + "\n")
 
 
 def select_cells(cells, cells_flag, list_command: str) -> list[str]:
@@ -116,14 +132,23 @@ def select_cells(cells, cells_flag, list_command: str) -> list[str]:
 
 
 def run_commands(commands, execute: bool, root: str) -> int:
-  """Prints each command; with `execute`, records it in its workdir (command.txt) and runs it from
-  `root`, stopping at the first that fails (exit status 1)."""
+  """Prints each command; with `execute`, runs them one after another from `root`: a finished run
+  (eval_test.json in its workdir) is skipped, each command is recorded in its workdir
+  (command.txt), and the first that fails stops the rest (exit status 1)."""
   for cmd in commands:
-    print(shlex.join(cmd), flush=True)
-    if execute:
-      write_command(cmd)
-      if subprocess.run(cmd, cwd=root, check=False).returncode:
-        return 1
+    workdir = workdir_of(cmd, root)
+    if execute and os.path.exists(os.path.join(workdir, "eval_test.json")):
+      print(f"finished, skipped: {workdir}", flush=True)
+      continue
+    print(f"{'running' if execute else 'would run'}: {display(cmd)}", flush=True)
+    if not execute:
+      continue
+    write_command(cmd, root)
+    returncode = subprocess.run(cmd, cwd=root, check=False).returncode
+    if returncode:
+      print(f"FAILED (exit status {returncode}): {display(cmd)}\n  workdir: {workdir}\n"
+            "Stopped here; the remaining runs did not start.", file=sys.stderr)
+      return 1
   return 0
 
 

@@ -21,12 +21,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
-from vae_jax import serevae  # pylint: disable=wrong-import-position
+from vae_jax import config_files  # pylint: disable=wrong-import-position
 # pylint: disable-next=wrong-import-position
 from launch.runs import (add_archive_and_collect_parsers, add_cell_parsers, archive, best_eval,
                          cell_of, fmt, read_runs, render_runs, run_commands, select_cells,
                          workdir_name)
 from vae_jax.metric_writer import write_text_atomically  # pylint: disable=wrong-import-position
+
+serevae = config_files.module("configs/serevae.py")
 
 TABLES = (
     ("Table 1 (Section 4.1.1): MLP networks, dynamically binarized MNIST", "nll",

@@ -18,7 +18,7 @@ queue() {  # queue CORE CELL...
   local pin=()
   if command -v taskset > /dev/null && [[ "$(nproc)" -ge 2 ]]; then pin=(taskset -c "${core}"); fi
   for cell in "$@"; do
-    local workdir="${out}/$(python -c "from vae_jax import xu2020; print(xu2020.cell_slug('${cell}'))")-${EPOCHS}ep"
+    local workdir="${out}/$(python launch/xu2020.py slug "${cell}")-${EPOCHS}ep"
     if [[ -f "${workdir}/eval_test.json" ]]; then
       echo "finished, skipped: ${workdir}"
       continue

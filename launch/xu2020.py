@@ -1,6 +1,7 @@
 """Xu et al. (2020): list the tables' cells, train them, and collect paper-vs-ours markdown.
 
   python launch/xu2020.py list [TABLE]
+  python launch/xu2020.py slug CELL
   python launch/xu2020.py commands <TABLE|all> --runs_dir=DIR [--epochs=N]
   python launch/xu2020.py run <TABLE|all> --runs_dir=DIR [--epochs=N] [--dry_run]
   python launch/xu2020.py collect --runs_dir=DIR [--runs_dir=DIR2 ...] [--output=results/xu2020.md]
@@ -14,30 +15,27 @@ iterative cells start from their pretraining cell's workdir, which comes first i
 """
 import argparse
 import dataclasses
-import json
 import os
 import re
-import shlex
-import shutil
-import subprocess
 import sys
-import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
-from vae_jax import xu2020  # pylint: disable=wrong-import-position
-from vae_jax import xu2020_tables  # pylint: disable=wrong-import-position
+# pylint: disable=wrong-import-position
+from launch import runs as runs_lib
+from launch import xu2020_tables
+from vae_jax import config_files
+from vae_jax.metric_writer import write_text_atomically
+# pylint: enable=wrong-import-position
 
-ARCHIVED_FILES = ("config.json", "eval_test.json", "analysis.json", "train_summary.json",
-                  "command.txt", "samples.png", "reconstructions.png")
+xu2020 = config_files.module("configs/xu2020.py")
 _BUDGET_SUFFIX = re.compile(r"(?P<slug>.+?)(?:-[0-9.]+ep)?")
 
 
 def workdir_name(cell: str, epochs: int | None = None) -> str:
-  slug = xu2020.cell_slug(cell)
-  return slug if epochs is None else f"{slug}-{epochs}ep"
+  return runs_lib.workdir_name(xu2020.cell_slug(cell), epochs)
 
 
 def ordered_cells(table: str) -> list[str]:
@@ -55,7 +53,7 @@ def ordered_cells(table: str) -> list[str]:
 def command(cell: str, runs_dir: str, epochs: int | None = None, overrides=()) -> list[str]:
   """The training command of one cell, as an argument list; `overrides` are extra
   "key=value" config settings (for example "eval.num_samples=100")."""
-  argv = ["python", "-m", "vae_jax.main", f"--config=configs/xu2020.py:{cell}",
+  argv = [sys.executable, "-m", "vae_jax.main", f"--config=configs/xu2020.py:{cell}",
           f"--workdir={os.path.join(runs_dir, workdir_name(cell, epochs))}"]
   if epochs is not None:
     argv.append(f"--config.train.num_epochs={epochs}")
@@ -76,28 +74,11 @@ def run(table: str, runs_dir: str, epochs: int | None, dry_run: bool) -> int:
 
 
 def run_cells(cells, runs_dir: str, epochs: int | None, dry_run: bool, overrides=()) -> int:
-  """Trains the cells one after another, skipping finished ones; stops at the first failure."""
+  """Trains the cells one after another (launch/runs.py: finished ones are skipped, the first
+  failure stops the rest)."""
   runs_dir = os.path.abspath(runs_dir)
-  for cell in cells:
-    workdir = os.path.join(runs_dir, workdir_name(cell, epochs))
-    if os.path.exists(os.path.join(workdir, "eval_test.json")):
-      print(f"finished, skipped: {workdir}", flush=True)
-      continue
-    argv = command(cell, runs_dir, epochs, overrides)
-    line = shlex.join(argv)
-    print(f"{'would run' if dry_run else 'running'}: {line}", flush=True)
-    if dry_run:
-      continue
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "command.txt"), "w", encoding="utf-8") as f:
-      f.write(line + "\n")
-    returncode = subprocess.run(argv, cwd=ROOT, check=False).returncode
-    if returncode:
-      print(f"FAILED (exit status {returncode}): cell {cell}\n  workdir: {workdir}\n"
-            f"  command: {line}\nStopped here; the remaining cells did not run.",
-            file=sys.stderr)
-      return 1
-  return 0
+  return runs_lib.run_commands([command(cell, runs_dir, epochs, overrides) for cell in cells],
+                               not dry_run, ROOT)
 
 
 def _known_slugs() -> set[str]:
@@ -137,30 +118,20 @@ def finished_workdirs(runs_dirs) -> dict[tuple[str, float], list[str]]:
   return found
 
 
-def _load_json(path: str) -> dict:
-  try:
-    with open(path, encoding="utf-8") as f:
-      return json.load(f)
-  except ValueError as e:
-    raise ValueError(f"{path}: not valid JSON ({e})") from e
-
-
 def read_run(workdir: str) -> dict:
   """A finished workdir's results, epochs and command (None/"" where the file is absent)."""
-  summary_path = os.path.join(workdir, "train_summary.json")
   command_path = os.path.join(workdir, "command.txt")
   command_line = ""
   if os.path.exists(command_path):
     with open(command_path, encoding="utf-8") as f:
       command_line = f.read().strip()
-  results = _load_json(os.path.join(workdir, "eval_test.json"))
-  analysis_path = os.path.join(workdir, "analysis.json")  # from vae_jax.analyze (Table B.5)
-  if os.path.exists(analysis_path):
-    results = {**results, **_load_json(analysis_path)}
+  results = runs_lib.load_json(os.path.join(workdir, "eval_test.json"))
+  # analysis.json: from vae_jax.analyze (Table B.5).
+  results.update(runs_lib.load_json(os.path.join(workdir, "analysis.json")) or {})
+  summary = runs_lib.load_json(os.path.join(workdir, "train_summary.json"))
   # An evaluation of an unfinished run (vae_jax.evaluate) records the epochs it had trained.
   return {"results": results,
-          "epochs": (_load_json(summary_path)["epochs"] if os.path.exists(summary_path)
-                     else results.get("epochs")),
+          "epochs": summary["epochs"] if summary else results.get("epochs"),
           "command": command_line}
 
 
@@ -241,42 +212,14 @@ def _row(entry, table_name: str, paper: str, chosen: dict | None) -> str:
       entry.row, entry.column, entry.metric, paper, ours, epochs, hardware, command_line)) + " |"
 
 
-def _write_atomically(path: str, text: str) -> None:
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".xu2020-", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
-
-
 def collect(runs_dirs, output: str) -> None:
   """Reads every finished cell workdir, then writes the markdown; nothing is written on error."""
   runs = {}
   for key, workdirs in finished_workdirs(runs_dirs).items():
     candidates = [read_run(w) for w in workdirs]
     runs[key] = max(candidates, key=lambda r: -1 if r["epochs"] is None else r["epochs"])
-  _write_atomically(output, render(runs, runs_dirs))
+  write_text_atomically(output, render(runs, runs_dirs))
   print(f"wrote {output}: {len(runs)} cells with results")
-
-
-def archive(runs_dir: str, to: str) -> None:
-  """Copies the small files of every finished cell workdir into `to`/<workdir name>/."""
-  count = 0
-  for workdirs in finished_workdirs([runs_dir]).values():
-    for workdir in workdirs:
-      destination = os.path.join(to, os.path.basename(workdir))
-      os.makedirs(destination, exist_ok=True)
-      for name in ARCHIVED_FILES:
-        if os.path.exists(os.path.join(workdir, name)):
-          shutil.copyfile(os.path.join(workdir, name), os.path.join(destination, name))
-      count += 1
-  print(f"archived {count} workdirs into {to}")
 
 
 def _list(table: str | None) -> None:
@@ -295,6 +238,7 @@ def main(argv=None) -> int:
   sub = parser.add_subparsers(dest="action", required=True)
   list_parser = sub.add_parser("list", help="tables, or one table's cells and workdir names")
   list_parser.add_argument("table", nargs="?", choices=tables)
+  sub.add_parser("slug", help="a cell's workdir name").add_argument("cell")
   for action in ("commands", "run"):
     p = sub.add_parser(action, help=f"{action} the training of a table's cells")
     p.add_argument("table", choices=tables + ["all"])
@@ -314,9 +258,11 @@ def main(argv=None) -> int:
     parser.error("--epochs must be positive")
   if args.action == "list":
     _list(args.table)
+  elif args.action == "slug":
+    print(workdir_name(args.cell))
   elif args.action == "commands":
     for argv_ in commands(args.table, args.runs_dir, args.epochs):
-      print(shlex.join(argv_))
+      print(runs_lib.display(argv_))
   elif args.action == "run":
     return run(args.table, args.runs_dir, args.epochs, args.dry_run)
   elif args.action == "collect":
@@ -327,7 +273,7 @@ def main(argv=None) -> int:
             file=sys.stderr)
       return 1
   else:
-    archive(args.runs_dir, args.to)
+    runs_lib.archive(args.runs_dir, args.to)
   return 0
 
 

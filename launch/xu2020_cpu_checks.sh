@@ -15,7 +15,7 @@ out="${1:-runs/xu2020}"
 run() {  # run CELL WORKDIR_SUFFIX [overrides...]
   local cell="$1" suffix="$2"
   shift 2
-  local workdir="${out}/$(python -c "from vae_jax import xu2020; print(xu2020.cell_slug('${cell}'))")-${suffix}"
+  local workdir="${out}/$(python launch/xu2020.py slug "${cell}")-${suffix}"
   mkdir -p "${workdir}"
   local command="python -m vae_jax.main --config=configs/xu2020.py:${cell} --workdir=${workdir} $*"
   echo "${command}" > "${workdir}/command.txt"

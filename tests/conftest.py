@@ -24,11 +24,12 @@ warnings.filterwarnings("ignore", "jax.core.pytype_aval_mappings is deprecated",
 import jax  # pylint: disable=wrong-import-position
 import pytest  # pylint: disable=wrong-import-position
 
-from vae_jax import configuration  # pylint: disable=wrong-import-position
+from vae_jax import config_files  # pylint: disable=wrong-import-position
 
 
 def tiny_config(prior: str = "realnvp"):
-  config = configuration.base_config()
+  """A DenseVAE with Xu et al.'s training settings (B.3), shrunk to train in seconds."""
+  config = config_files.module("configs/xu2020.py").paper_defaults()
   config.data.name = "digits"
   config.data.test_binarizations = 1
   config.model.latent_dim = 4

@@ -2,7 +2,9 @@
 import jax
 import jax.numpy as jnp
 
-from vae_jax import benchmark, xu2020
+from vae_jax import benchmark, config_files
+
+xu2020 = config_files.module("configs/xu2020.py")
 
 
 def test_kernels_are_the_entry_computations_data_moving_instructions():
@@ -16,7 +18,7 @@ def test_kernels_are_the_entry_computations_data_moving_instructions():
 def test_every_family_with_each_prior_is_a_paper_cell():
   for family in benchmark.FAMILIES:
     for prior in benchmark.PRIORS:
-      xu2020.config_for_cell(benchmark.family_cell(family, prior))
+      xu2020.get_config(benchmark.family_cell(family, prior))
   # B.5: the CIFAR-10 ResnetVAE's RealNVP prior has 50 blocks; the MNIST families' have 20.
   assert benchmark.family_cell("CifarResnetVAE", "realnvp") == "resnet,rnvp_prior,K=50,cifar10"
   assert benchmark.family_cell("ConvVAE", "realnvp") == "conv,rnvp_prior,K=20,mnist"

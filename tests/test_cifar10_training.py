@@ -11,16 +11,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import train, xu2020
+from vae_jax import config_files, train
 
 from test_data import SHARED_DATA
+
+xu2020 = config_files.module("configs/xu2020.py")
 
 
 def _losses(cell: str, batch_size: int, num_steps: int):
   """Training losses of `cell` at the paper's settings, every step on the same real batch."""
   if not (SHARED_DATA / "cifar10").is_dir():
     pytest.skip(f"no CIFAR-10 files in {SHARED_DATA}")
-  config = xu2020.config_for_cell(cell)
+  config = xu2020.get_config(cell)
   assert config.train.learning_rates[0] == 1e-3 and config.train.optimizer == "adam"
   config.data.data_dir = str(SHARED_DATA)
   config.train.batch_size = batch_size

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from vae_jax import checkpoints, parallel, train
+from vae_jax import checkpoints, evaluate, parallel, train
 from conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,7 +67,7 @@ def test_two_processes_match_one_and_their_checkpoint_restores_in_one(tmp_path):
   # The 2-process checkpoint restores in this 1-process, 1-device run: parameters and state.
   _assert_trees_close(checkpoints.restore_params(two), checkpoints.restore_params(one),
                       rtol=1e-5, atol=1e-6)
-  restored = train.evaluate_workdir(two, output="eval_restored.json")
+  restored = evaluate.evaluate_workdir(two, output="eval_restored.json")
   np.testing.assert_allclose(restored["nll"], eval_two["nll"], rtol=1e-5)
 
 

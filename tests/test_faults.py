@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from vae_jax import checkpoints, train
+from vae_jax import checkpoints, runs, train
 from vae_jax.flows import realnvp
 from vae_jax.metric_writer import MetricWriter
 
@@ -107,32 +107,32 @@ def test_no_readable_checkpoint_is_one_clear_error_and_changes_nothing(tmp_path,
 
 
 def test_a_second_run_in_a_busy_workdir_stops_at_once_naming_the_holder(tmp_path, config):
-  with train.workdir_lock(str(tmp_path)):
-    with pytest.raises(train.WorkdirBusyError,
+  with runs.workdir_lock(str(tmp_path)):
+    with pytest.raises(runs.WorkdirBusyError,
                        match=rf"in use by another run \(pid {os.getpid()} on "):
       train.train_and_evaluate(config, str(tmp_path))
   assert not (tmp_path / "config.json").exists()  # the second run wrote nothing
   # A lock file left behind by a run that died locks nothing: the OS released its lock.
   (tmp_path / "lock").write_text("pid 1 on a-dead-host\n", encoding="utf-8")
-  with train.workdir_lock(str(tmp_path)):
+  with runs.workdir_lock(str(tmp_path)):
     assert (tmp_path / "lock").read_text(encoding="utf-8").startswith(f"pid {os.getpid()} ")
 
 
 def test_the_workdir_lock_is_released_when_its_process_is_killed(tmp_path):
   holder = subprocess.Popen([sys.executable, "-c", (
-      "import sys, time; from vae_jax import train\n"
-      "with train.workdir_lock(sys.argv[1]):\n  print('locked', flush=True); time.sleep(60)"),
+      "import sys, time; from vae_jax import runs\n"
+      "with runs.workdir_lock(sys.argv[1]):\n  print('locked', flush=True); time.sleep(60)"),
       str(tmp_path)], stdout=subprocess.PIPE, text=True)
   try:
     assert holder.stdout.readline().strip() == "locked"
-    with pytest.raises(train.WorkdirBusyError, match=rf"pid {holder.pid} "):
-      with train.workdir_lock(str(tmp_path)):
+    with pytest.raises(runs.WorkdirBusyError, match=rf"pid {holder.pid} "):
+      with runs.workdir_lock(str(tmp_path)):
         pass
   finally:
     holder.kill()
     holder.wait()
     holder.stdout.close()
-  with train.workdir_lock(str(tmp_path)):  # kill -9 left the file, not the lock
+  with runs.workdir_lock(str(tmp_path)):  # kill -9 left the file, not the lock
     pass
 
 

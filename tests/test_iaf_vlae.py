@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import iaf_vlae, train
+from vae_jax import config_files, train
 from vae_jax.flows import autoregressive, made
 from vae_jax.models import create_model
 from vae_jax.models.resnet_vae import LayerPosterior, ResNetVAE
@@ -20,6 +20,9 @@ from vae_jax.nets.weight_norm import WNConv, WNDense
 from conftest import tiny_config
 from test_flows import _perturb
 from test_train import _cifar10_config, _records
+
+iaf = config_files.module("configs/iaf.py")
+vlae = config_files.module("configs/vlae.py")
 
 
 @pytest.mark.parametrize("layer,shape", [
@@ -259,14 +262,14 @@ def test_polyak_average_is_the_exponential_average_of_the_steps(tmp_path):
 
 
 def test_every_paper_cell_builds_a_valid_config():
-  for cells in (iaf_vlae.iaf_cells(), iaf_vlae.vlae_cells()):
-    for cell in cells:
-      config = iaf_vlae.config_for_cell(cell, cells)
+  for paper in (iaf, vlae):
+    for cell in paper.cells():
+      config = paper.get_config(cell)
       assert config.train.optimizer == "adamax"
-  vlae = iaf_vlae.config_for_cell("static_mnist-vlae", iaf_vlae.vlae_cells())
-  assert vlae.train.free_bits == pytest.approx(7.84) and vlae.train.polyak_decay == 0.998
-  with pytest.raises(ValueError, match="Unknown cell"):
-    iaf_vlae.config_for_cell("mnist-iaf-d3", iaf_vlae.iaf_cells())
+  config = vlae.get_config("static_mnist-vlae")
+  assert config.train.free_bits == pytest.approx(7.84) and config.train.polyak_decay == 0.998
+  with pytest.raises(ValueError, match="Unknown IAF cell"):
+    iaf.get_config("mnist-iaf-d3")
 
 
 def test_collect_puts_each_run_beside_the_paper(tmp_path):
@@ -279,17 +282,17 @@ def test_collect_puts_each_run_beside_the_paper(tmp_path):
   from vae_jax import configuration  # pylint: disable=g-import-not-at-top
   runs = tmp_path / "runs"
   for name, config, nll in (
-      ("mnist-iaf-d2-w320-7ep", iaf_vlae.iaf_mnist(2, 320), 85.25),
-      ("static_mnist-vlae-3ep", iaf_vlae.vlae("static_mnist"), 91.5)):
+      ("mnist-iaf-d2-w320-7ep", iaf.iaf_mnist(2, 320), 85.25),
+      ("static_mnist-vlae-3ep", vlae.vlae("static_mnist"), 91.5)):
     (runs / name).mkdir(parents=True)
     (runs / name / "config.json").write_text(configuration.to_json(config))
     (runs / name / "eval_test.json").write_text(json.dumps(dict(
         nll=nll, elbo=-nll - 3, kl=20.0, bits_per_dim=0.15, active_units=30, num_samples=128,
         num_points=10000)))
   launch.collect(str(runs), str(tmp_path))
-  iaf = (tmp_path / "iaf.md").read_text()
-  assert "| iaf-d2-w320 | -82.02 | 79.77 | 85.25 | 7 ep, 128 IS |" in iaf
-  assert "| diagonal | -84.08 | 81.08 |  |  |" in iaf
-  vlae = (tmp_path / "vlae.md").read_text()
-  assert "| 1 | static_mnist, VLAE | 79.03 | 91.50 | 3 ep, 128 IS |" in vlae
-  assert "static_mnist-vlae-3ep" in vlae and "static_mnist-vlae-3ep" not in iaf
+  iaf_md = (tmp_path / "iaf.md").read_text()
+  assert "| iaf-d2-w320 | -82.02 | 79.77 | 85.25 | 7 ep, 128 IS |" in iaf_md
+  assert "| diagonal | -84.08 | 81.08 |  |  |" in iaf_md
+  vlae_md = (tmp_path / "vlae.md").read_text()
+  assert "| 1 | static_mnist, VLAE | 79.03 | 91.50 | 3 ep, 128 IS |" in vlae_md
+  assert "static_mnist-vlae-3ep" in vlae_md and "static_mnist-vlae-3ep" not in iaf_md

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import configuration, flows, xu2020
+from vae_jax import config_files, configuration, flows
 from vae_jax.distributions import DiagonalGaussian
 from vae_jax.models import HierarchicalVAE, VAE, create_model
 from vae_jax.models import factory
@@ -13,6 +13,8 @@ from vae_jax.nets.gated import GatedMLP
 
 from conftest import tiny_config
 from test_flows import _check_bijector, _perturb
+
+xu2020 = config_files.module("configs/xu2020.py")
 
 
 def _init(model, x, seed=0):
@@ -137,7 +139,7 @@ def test_gaussian_posterior_of_latent_tensor_has_tensor_event():
 ])
 def test_every_architecture_builds_with_the_papers_shapes(cell, image_shape, num_latent):
   """Each architecture initialises (abstractly: no compute) and gives per-sample log weights."""
-  config = xu2020.config_for_cell(cell)
+  config = xu2020.get_config(cell)
   configuration.validate(config, 1)
   model = create_model(config.model, image_shape)
   x = jnp.zeros((2,) + image_shape)
@@ -152,7 +154,7 @@ def test_every_architecture_builds_with_the_papers_shapes(cell, image_shape, num
 def test_width_scales_the_cifar10_channels_but_not_the_latent():
   """width=0.25: B.5's 96/192/256 channels become 24/48/64 in the encoder and decoder, the
   couplings' 64 become 16; the latent stays 8x8x32. Elsewhere the token is refused."""
-  config = xu2020.config_for_cell("resnet,rnvp_prior,K=2,cifar10,width=0.25")
+  config = xu2020.get_config("resnet,rnvp_prior,K=2,cifar10,width=0.25")
   assert xu2020.canonical("width=0.25,cifar10,resnet,rnvp_prior,K=2") == (
       "resnet,rnvp_prior,K=2,width=0.25,cifar10")
   configuration.validate(config, 1)
@@ -168,8 +170,8 @@ def test_width_scales_the_cifar10_channels_but_not_the_latent():
   assert 16 in channels(params["prior"])
   for bad in ("resnet,standard,mnist,width=0.5", "resnet,standard,cifar10,width=0"):
     with pytest.raises(ValueError, match="width"):
-      xu2020.config_for_cell(bad)
-  config = xu2020.config_for_cell("resnet,standard,mnist")
+      xu2020.get_config(bad)
+  config = xu2020.get_config("resnet,standard,mnist")
   config.model.width = 0.5
   with pytest.raises(ValueError, match="resnet_cifar"):
     configuration.validate(config, 1)

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import checkpoints, train
+from vae_jax import checkpoints, train, train_state
 
 from conftest import tiny_config
 
@@ -39,7 +39,7 @@ def test_iterative_phases_follow_algorithm_b1():
   moved = _changed_groups(_prior_config("iterative"), 8)
   assert [m["prior"] for m in moved] == [True] * 4 + [False] * 2 + [True] * 2
   assert [m["encoder"] for m in moved] == [False] * 4 + [True] * 2 + [False] * 2
-  prior_active, _, learning_rate = train.prior_training_phases(_prior_config("iterative").train, 8)
+  prior_active, _, learning_rate = train_state.prior_training_phases(_prior_config("iterative").train, 8)
   assert [float(learning_rate(s)) for s in range(4)] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4])
   assert bool(prior_active(0)) and not bool(prior_active(4))
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vae_jax import checkpoints, configuration, train
+from vae_jax import checkpoints, config_files, configuration, evaluate, runs, train
 from vae_jax.data import batching
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,9 +33,9 @@ def test_short_run_lowers_the_loss_and_writes_its_outputs(tmp_path, config):
     assert os.path.exists(os.path.join(workdir, name)), name
   assert results["nll"] <= -results["elbo"] + 1e-3  # IS log-likelihood >= ELBO
   # The standalone evaluation of the saved checkpoint reproduces the numbers exactly.
-  again = train.evaluate_workdir(workdir, output="eval_again.json")
+  again = evaluate.evaluate_workdir(workdir, output="eval_again.json")
   assert again["nll"] == results["nll"] and again["active_units"] == results["active_units"]
-  twice = train.evaluate_workdir(workdir, num_samples=10, test_binarizations=2,
+  twice = evaluate.evaluate_workdir(workdir, num_samples=10, test_binarizations=2,
                                  output="eval_twice.json")
   assert (twice["num_points"], twice["num_samples"]) == (2 * results["num_points"], 10)
   assert json.loads((tmp_path / "eval_test.json").read_text())["nll"] == results["nll"]
@@ -46,7 +46,7 @@ def test_short_run_lowers_the_loss_and_writes_its_outputs(tmp_path, config):
   saved = json.loads((tmp_path / "config.json").read_text())
   saved["train"]["num_epochs"] = 16.0
   (tmp_path / "config.json").write_text(json.dumps(saved))
-  halfway = train.evaluate_workdir(workdir, output="eval_halfway.json")
+  halfway = evaluate.evaluate_workdir(workdir, output="eval_halfway.json")
   assert (halfway["step"], halfway["finished"], halfway["nll"]) == (steps, False, results["nll"])
 
 
@@ -166,11 +166,11 @@ def test_resuming_with_another_config_is_refused_and_changes_nothing(tmp_path, c
 def test_steps_per_call_default_is_chosen_per_model_and_resume_accepts_another(tmp_path, config):
   assert config.train.steps_per_call == 0 and config.model.architecture == "dense"
   run = train.setup_run(config)
-  assert run.steps_per_call == train.AUTO_STEPS_PER_CALL
+  assert run.steps_per_call == runs.AUTO_STEPS_PER_CALL
   conv = config.copy_and_resolve_references()
   conv.model.architecture = "conv"  # gradient convolutions in a device loop are slow on a CPU
   assert dataclasses.replace(run, config=conv).steps_per_call == (
-      1 if jax.devices()[0].platform == "cpu" else train.AUTO_STEPS_PER_CALL)
+      1 if jax.devices()[0].platform == "cpu" else runs.AUTO_STEPS_PER_CALL)
   config.train.steps_per_call = 3
   assert train.setup_run(config).steps_per_call == 3
   config.train.num_epochs = 1
@@ -271,7 +271,7 @@ def test_eight_host_devices_give_the_same_steps_and_evaluation_as_one():
 
 def test_schedules_follow_the_paper_scaled_to_the_run(config):
   """B.3: lr 1e-3/1e-4/1e-5 in thirds, beta 0.01 -> 1 over the first 1/24 of training."""
-  paper = configuration.base_config().train
+  paper = config_files.module("configs/xu2020.py").paper_defaults().train
   lr = train.learning_rate_schedule(paper, total_steps=2400)
   np.testing.assert_allclose([lr(0), lr(799), lr(800), lr(1599), lr(1600), lr(2399)],
                              [1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5], rtol=1e-6)

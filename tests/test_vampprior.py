@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from vae_jax import checkpoints, configuration, data, train, vampprior
+from vae_jax import checkpoints, config_files, configuration, data, train, train_state
 from vae_jax.distributions import DiagonalGaussian, mixture
 from vae_jax.models import create_model
 from vae_jax.distributions.discretized_logistic import DiscretizedLogistic
@@ -20,6 +20,8 @@ from vae_jax import priors
 
 from conftest import tiny_config
 from test_data import real_data_config
+
+vampprior = config_files.module("configs/vampprior.py")
 
 
 def _brute_force_mixture(z, loc, log_scale, log_weights):
@@ -220,7 +222,7 @@ def test_pixel_hvae_pixelcnn_is_causal():
 def test_normalized_gradients_have_unit_norm_per_array():
   grads = {"a": jnp.array([3.0, 4.0]), "b": jnp.ones((2, 2)) * 10,
            "flow": {"blocks": {"kernel": jnp.arange(12.0).reshape(3, 2, 2)}}}  # K = 3 stacked
-  updates, _ = train.normalize_gradients().update(grads, None)
+  updates, _ = train_state.normalize_gradients().update(grads, None)
   np.testing.assert_allclose(jnp.linalg.norm(updates["a"]), 1.0, rtol=1e-6)
   np.testing.assert_allclose(jnp.linalg.norm(updates["b"]), 1.0, rtol=1e-6)
   for block in updates["flow"]["blocks"]["kernel"]:  # each block's array, as if unstacked
@@ -368,7 +370,7 @@ def test_launcher_commands_scale_the_warmup_and_collect_fills_the_tables(tmp_pat
                     ("static_mnist-hvae-mog-K50-9ep", 90.25)):
     cell = name.rsplit("-", 1)[0]
     (runs / name).mkdir(parents=True)
-    (runs / name / "config.json").write_text(configuration.to_json(vampprior.config_for_cell(cell)))
+    (runs / name / "config.json").write_text(configuration.to_json(vampprior.get_config(cell)))
     (runs / name / "eval_test.json").write_text(json.dumps(dict(
         nll=nll, elbo=-nll - 3, kl=20.0, bits_per_dim=0.15, active_units=30, active_units_z1=12,
         active_units_z2=18, num_samples=5000, num_points=10000)))

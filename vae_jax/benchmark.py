@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import evaluate, parallel, reference_step, train, vampprior, xu2020
+from vae_jax import config_files, evaluate, parallel, reference_step, train
 from vae_jax.data import batching
 from vae_jax.flows import realnvp
 from vae_jax.metric_writer import write_json_atomically, write_text_atomically
@@ -109,7 +109,7 @@ def benchmark_cell(cell: str, seconds: float, is_images: int, is_samples: int,
                    sample_chunk: int, peak: float, batch_size=None, steps_per_call=None,
                    eval_batch_size=None) -> dict:
   """The measurements of one model (an xu2020 cell) on this process's devices."""
-  config = xu2020.config_for_cell(cell)
+  config = config_files.load(f"configs/xu2020.py:{cell}")
   config.eval.batch_size = eval_batch_size or config.eval.batch_size
   config.train.batch_size = batch_size or config.train.batch_size
   config.train.steps_per_call = steps_per_call or config.train.steps_per_call
@@ -181,7 +181,7 @@ def reference_comparison(prior: str, seconds: float, is_images: int, is_samples:
   static_mnist-vae-<prior>, its default steps per call) against vae_jax.reference_step's minimal
   step of the same model (50 steps per call), timed in alternating rounds in this process; the
   ratio of the median images/s; and the library's IS-NLL evaluation speed for that model."""
-  config = vampprior.config_for_cell(f"static_mnist-vae-{prior}")
+  config = config_files.load(f"configs/vampprior.py:static_mnist-vae-{prior}")
   config.eval.num_samples = is_samples
   run = train.setup_run(config)
   optimizer = train.make_optimizer(config.train, run.total_steps)

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from vae_jax.models import LogWeights
+from vae_jax.models.base import LogWeights
 
 
 def log_weight(parts: LogWeights):

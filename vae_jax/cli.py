@@ -15,10 +15,10 @@ USAGE_STATUS = 2
 
 
 def _user_errors():
-  from vae_jax import checkpoints, configuration, train  # pylint: disable=import-outside-toplevel
+  from vae_jax import checkpoints, configuration, runs  # pylint: disable=import-outside-toplevel
   # OSError: missing or unreadable files and directories, and a --config file that failed to
   # load (ml_collections reports it when the config is first read).
-  return (configuration.ConfigError, OSError, train.WorkdirBusyError,
+  return (configuration.ConfigError, OSError, runs.WorkdirBusyError,
           checkpoints.UnreadableCheckpointError)
 
 

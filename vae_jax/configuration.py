@@ -1,7 +1,9 @@
-"""The complete set of config keys, with defaults from Xu et al. (2020), and their checks.
+"""The complete set of config keys, with neutral defaults, and their checks.
 
-Files under `configs/` start from `base_config()` and override. The returned ConfigDict is
-locked: a misspelt key fails at once and the error lists the keys that exist.
+Files under `configs/` start from `base_config()` (a paper's files from that paper's common
+settings, for example `paper_defaults()` in configs/xu2020.py) and override. The defaults are a
+plain VAE: standard normal prior, no flows, no weight decay, a constant learning rate. The returned
+ConfigDict is locked: a misspelt key fails at once and the error lists the keys that exist.
 """
 import json
 
@@ -14,10 +16,6 @@ from vae_jax.models.factory import (ARCHITECTURES, FLOW_TYPES, LIKELIHOODS, POST
 
 STRATEGIES = ("joint", "posthoc", "iterative")
 OPTIMIZERS = ("adam", "adamax")
-
-# Paper schedule (Appendix B.3): 2,400 epochs; lr 1e-3, 1e-4, 1e-5 for 800 epochs each; KL warm-up
-# over the first 100. Expressed as fractions of training so a shorter run keeps the same shape.
-PAPER_EPOCHS = 2400
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -32,10 +30,10 @@ def base_config() -> ml_collections.ConfigDict:
       data_dir="",  # '' -> $VAE_JAX_DATA_DIR
       tfds_data_dir="",
       tfds_manual_dir="",
-      validation=False,  # hold out a validation split (50k/10k on MNIST, B.1)
+      validation=False,  # hold out a validation split (50k/10k on MNIST)
       split_seed=0,
       num_validation=0,  # training images held out for validation; 0: the dataset's default
-      test_binarizations=10,  # B.1: each dynamic test image binarized 10 times
+      test_binarizations=10,  # each dynamically binarized test image, 10 times (Xu et al. B.1)
       binarization_seed=0,
   ))
 
@@ -44,16 +42,16 @@ def base_config() -> ml_collections.ConfigDict:
       # iaf_resnet | vlae | resnet_vae (IAF, VLAE); gated_dense (VAE L=1) | hvae | conv_hvae |
       # pixel_hvae (Tomczak & Welling 2018)
       architecture="dense",
-      # B.2: 40 on (Static)MNIST, 64 on FashionMNIST and Omniglot; for resnet_cifar, the channels
-      # of the 8x8 latent tensor (32, B.5); for resnet_hvae, the size of each of z1 and z2 (B.13).
+      # for resnet_cifar, the channels of the 8x8 latent tensor; for resnet_hvae, the size of
+      # each of z1 and z2.
       latent_dim=40,
-      hidden_units=(500, 500),  # B.2 DenseVAE: Dense[500 -> 500]
-      min_logstd=-11.0,  # B.6 / Section 3
+      hidden_units=(500, 500),  # the dense encoder's and decoder's layers
+      min_logstd=-11.0,  # lower clip of the posterior's log-std (Xu et al. 2020, B.6)
       likelihood="bernoulli",  # bernoulli (binary images) | discretized_logistic (8-bit, B.5)
       # standard | realnvp | af (autoregressive flow, VLAE Section 3.2) | mog | vampprior |
       # vampprior_data (mixture priors of Tomczak & Welling 2018, Eq. 9 and Section 4)
-      prior="realnvp",
-      flow_depth=20,  # K of the prior's RealNVP, or the steps of the AF prior (VLAE: 4)
+      prior="standard",
+      flow_depth=0,  # K of the prior's RealNVP, or the steps of the AF prior (VLAE: 4)
       af_hidden=(640, 640, 640),  # VLAE Appendix A: each AF step a 3-layer MADE of 640 ReLUs
       af_mean_only=True,  # VLAE Appendix A: mean-only AF, "more numerically stable"
       # Mixture priors: K components or pseudo-inputs (VampPrior paper: 500; 1000 on Omniglot),
@@ -75,14 +73,14 @@ def base_config() -> ml_collections.ConfigDict:
       resnet_vae_hidden=160,
       inference="bidirectional",  # bidirectional | bottom_up
       flow_type="full",  # full: InvertibleDense -> Coupling -> ActNorm; pure: couplings only (B.7)
-      coupling_hidden=256,  # B.2: h = Dense[256]; B.5: Resnet[8x8x64] channels for resnet_cifar
+      coupling_hidden=256,  # units (channels for resnet_cifar) of each RealNVP coupling network
       # resnet_cifar: the fraction of B.5's channel counts in the encoder and decoder (1: the
       # paper's; smaller for CPU budgets; the 8x8x32 latent is unchanged)
       width=1.0,
   ))
   # architecture='sere': the Self-Reflective VAE (Apostolopoulou et al.) and its baselines, with
   # model.latent_dim latents per layer (channels of each layer's latent map for network='conv').
-  # vae_jax/serevae.py sets these per experiment and says which are the paper's and which ours.
+  # configs/serevae.py sets these per experiment and says which are the paper's and which ours.
   config.model.sere = ml_collections.ConfigDict(dict(
       layers=10,  # L stochastic layers, one image block each (4.1.1: 10; 4.2.1: 16)
       network="mlp",  # mlp (4.1.1) | resnet (4.1.2) | conv (4.2.1, latent maps over patches)
@@ -100,13 +98,13 @@ def base_config() -> ml_collections.ConfigDict:
   ))
 
   config.train = ml_collections.ConfigDict(dict(
-      num_epochs=float(PAPER_EPOCHS),  # may be fractional: a budget of part of an epoch
-      batch_size=128,  # B.3: 128 for Dense/Conv/ResnetVAE
-      learning_rates=(1e-3, 1e-4, 1e-5),
-      lr_boundaries=(800 / PAPER_EPOCHS, 1600 / PAPER_EPOCHS),  # fractions of all steps
-      kl_warmup_fraction=100 / PAPER_EPOCHS,
-      kl_warmup_start=0.01,  # beta rises linearly 0.01 -> 1 (B.3)
-      l2_weight=1e-4,  # on kernels of non-linear layers (B.3)
+      num_epochs=100.0,  # may be fractional: a budget of part of an epoch
+      batch_size=128,
+      learning_rates=(1e-3,),  # piecewise constant, changing at lr_boundaries
+      lr_boundaries=(),  # fractions of all steps
+      kl_warmup_fraction=0.0,  # of all steps, over which beta rises linearly from kl_warmup_start
+      kl_warmup_start=0.01,
+      l2_weight=0.0,  # on kernels of non-linear layers (Xu et al. 2020, B.3: 1e-4)
       beta=1.0,  # beta-VAE (Eq. 4): the KL weight that the warm-up rises to
       reg_weight=0.0,  # weight of Reg[q(z)] (B.3); 1.0 in the paper's regularized models
       # joint | posthoc | iterative (B.3, Algorithm B.1). posthoc and iterative start from the
@@ -122,13 +120,13 @@ def base_config() -> ml_collections.ConfigDict:
       free_bits=0.0,
       free_bits_groups="dimension",
       polyak_decay=0.0,  # Polyak averaging of parameters for evaluation; VLAE: 0.998 (0: off)
-      grad_clip_norm=100.0,  # Section 3 clips gradients; the norm is not stated: ours. 0: off
+      grad_clip_norm=100.0,  # a guard against rare huge gradients (Xu et al. 2020, Sec. 3). 0: off
       # Normalized gradients (Yu et al. 2017; VampPrior paper Section 5.1): each parameter
       # array's gradient divided by its norm before Adam.
       normalize_gradients=False,
       log_every_steps=200,
       # Optimizer steps per jitted call: > 1 runs them in a device-side loop, without per-step
-      # dispatch from Python. 0: chosen per model and device (train.Run.steps_per_call). Calls
+      # dispatch from Python. 0: chosen per model and device (runs.Run.steps_per_call). Calls
       # end at every log, epoch end and checkpoint, so results do not depend on it.
       steps_per_call=0,
       checkpoint_every_steps=5000,
@@ -139,7 +137,7 @@ def base_config() -> ml_collections.ConfigDict:
   ))
 
   config.eval = ml_collections.ConfigDict(dict(
-      num_samples=1000,  # importance samples per test point (B.3)
+      num_samples=1000,  # importance samples per test point
       # Samples per point evaluated at once; memory grows with this, not num_samples. 0: the
       # largest divisor of num_samples that fits in a quarter of a device's memory (a conv
       # decoder's 500 points x 100 samples would need tens of GB).
@@ -148,24 +146,13 @@ def base_config() -> ml_collections.ConfigDict:
       test_images=0,  # evaluate the first this many test images; 0: all (the papers' protocol)
       active_unit_threshold=0.01,  # Burda et al. 2016; B.3
       # Samples per point for E_q[z|x] where it has no closed form (flow posteriors, the HVAE's
-      # z1): 1,000 in B.3.
+      # z1): Xu et al. (2020) B.3 use 1,000.
       active_unit_samples=1000,
       active_unit_images=0,  # training images used for active units; 0: all of them (B.3)
       num_images=64,  # samples and reconstructions in the PNG grids
       decompressions=False,  # also decompressions.png (VLAE Fig. 1a); on in the VLAE configs
   ))
   config.lock()
-  return config
-
-
-def dense_vae_mnist(prior: str) -> ml_collections.ConfigDict:
-  """DenseVAE on dynamically binarized MNIST, z of 40 (Xu et al. 2020, Section 5.1, B.1-B.3)."""
-  config = base_config()
-  config.data.name = "mnist"
-  config.model.architecture = "dense"
-  config.model.latent_dim = 40
-  config.model.prior = prior
-  config.model.flow_depth = 20
   return config
 
 

@@ -1,4 +1,5 @@
-"""Test-set evaluation: IS log-likelihood, ELBO and its parts, bits/dim, active units.
+"""Test-set evaluation: IS log-likelihood, ELBO and its parts, bits/dim, active units, and a run's
+test evaluation with its image grids (`evaluate_test`, which training ends with).
 
 Usable on its own: `python -m vae_jax.evaluate --workdir=runs/x` evaluates the latest checkpoint
 (the best validated parameters when the run validated) and writes `eval_test.json` there.
@@ -6,6 +7,7 @@ Usable on its own: `python -m vae_jax.evaluate --workdir=runs/x` evaluates the l
 import functools
 import math
 import os
+import platform
 import time
 
 from absl import flags, logging
@@ -13,8 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import bounds, parallel
+from vae_jax import bounds, checkpoints, image_grid, parallel
 from vae_jax.data import batching
+from vae_jax.metric_writer import write_json_atomically
+from vae_jax.runs import Run, setup_run, workdir_config
+from vae_jax.train_state import TrainState, current_params, make_optimizer, restore_train_state
 
 
 def make_bound_estimator(model, num_samples: int, sample_chunk: int):
@@ -205,17 +210,132 @@ def bits_per_dim(nll_nats: float, image_shape) -> float:
   return nll_nats / (math.prod(image_shape) * math.log(2))
 
 
+def test_metrics(run: Run, params, num_samples: int, key, active_unit_samples: int,
+                 active_unit_images: int = 0) -> dict:
+  """Test-set NLL, ELBO and its parts (DatasetEvaluator) and active units on the first
+  `active_unit_images` training images (0: all)."""
+  eval_config = run.config.eval
+  evaluator = DatasetEvaluator(run.model, run.mesh, num_samples, eval_config.sample_chunk,
+                               eval_config.batch_size)
+  # eval.test_images > 0 evaluates the first that many test images only (a cheaper estimate
+  # for slow models, such as PixelCNN decoders with thousands of importance samples).
+  test_images = run.test_images[:eval_config.test_images or None]
+  results = evaluator(params, test_images, run.dataset.test_encoding,
+                      jax.random.fold_in(key, 0))
+  num_images = min(active_unit_images or run.train_images.shape[0], run.train_images.shape[0])
+  results.update(active_units(
+      run.model, params, run.train_images[:num_images], run.dataset.encoding,
+      jax.random.fold_in(key, 1), eval_config.active_unit_threshold, active_unit_samples))
+  results["active_unit_images"] = num_images
+  if run.model.has_kl_per_layer:
+    results["kl_per_layer"] = kl_per_layer(
+        run.model, params, test_images, run.dataset.test_encoding, jax.random.fold_in(key, 2),
+        eval_config.batch_size)
+    # What the latent statistics and active units read (issue #19; evaluations before it used
+    # eps itself, whose scale the SeRe-VAE leaves free).
+    results["latent_statistics_of"] = "base latents whitened by their prior"
+  return results
+
+
+def evaluate_test(run: Run, state: TrainState, workdir: str, num_samples: int,
+                  output: str = "eval_test.json") -> dict:
+  """Test NLL/ELBO/KL/bits-per-dim of the state's evaluation parameters, active units on the
+  training set, PNG grids, and which parameters these are (step, epochs, finished or not)."""
+  params = _evaluation_params(state)
+  eval_config = run.config.eval
+  _, _, _, eval_key = run.keys()
+  results = test_metrics(run, params, num_samples, eval_key, eval_config.active_unit_samples,
+                         eval_config.active_unit_images)
+  results["bits_per_dim"] = bits_per_dim(results["nll"], run.dataset.image_shape)
+  results["kl_bits"] = results["kl"] / math.log(2)  # E[KL(q(z|x) || p(z))] per image (VLAE 4.1)
+  results["num_params"] = sum(int(leaf.size) for leaf in jax.tree_util.tree_leaves(params))
+  used = _parameters_used(run, state)
+  logging.info("Evaluated the %s parameters at step %d of %d (%s run).", used["parameters"],
+               used["step"], run.total_steps, "a finished" if used["finished"] else "an unfinished")
+  results.update(used)
+  results.update(dataset=run.dataset.name, devices=f"{jax.device_count()}x {jax.devices()[0].device_kind}",
+                 host=platform.node(), cpu_count=os.cpu_count(),
+                 test_binarizations=(run.config.data.test_binarizations
+                                     if run.dataset.dynamic_binarization else 1))
+  write_json_atomically(os.path.join(workdir, output), results)
+  # Every process computes the grids (the arrays span all devices); process 0 writes them.
+  n = eval_config.num_images
+  apply = jax.jit(run.model.apply, static_argnames=("method", "n"),
+                  out_shardings=parallel.replicated(run.mesh))
+  samples = apply({"params": params}, jax.random.fold_in(eval_key, 2), n=n, method="generate")
+  image_grid.save_grid(os.path.join(workdir, "samples.png"), samples)
+  originals = batching.model_input(None, run.test_images[:n // 2], run.dataset.test_encoding)
+  reconstructions = apply({"params": params}, originals, jax.random.fold_in(eval_key, 3),
+                          method="reconstruct")
+  pairs = lambda b: jnp.stack([originals, b], 1).reshape((-1,) + originals.shape[1:])
+  image_grid.save_grid(os.path.join(workdir, "reconstructions.png"), pairs(reconstructions))
+  if eval_config.decompressions:  # VLAE Fig. 1a: x, then x' ~ p(x|z) with z ~ q(z|x)
+    decompressions = apply({"params": params}, originals, jax.random.fold_in(eval_key, 4),
+                           method="decompress")
+    image_grid.save_grid(os.path.join(workdir, "decompressions.png"), pairs(decompressions))
+  if run.model.has_pseudo_inputs:  # the learned pseudo-inputs (Fig. 4)
+    pseudo_inputs = run.model.apply({"params": params},
+                                    method=lambda module: module.prior.pseudo_inputs())
+    image_grid.save_grid(os.path.join(workdir, "pseudo_inputs.png"), pseudo_inputs[:n])
+  return results
+
+
+def _evaluation_params(state: TrainState):
+  return current_params(state) if state.best_params is None else state.best_params
+
+
+def _parameters_used(run: Run, state: TrainState) -> dict:
+  """Which parameters an evaluation used: the step and epochs trained, whether the run had
+  finished, and whether they are the best validated, the Polyak average or the latest."""
+  step = int(state.step)
+  if state.best_params is not None:
+    kind = f"best validated (step {int(state.best_step)})"
+  else:
+    kind = "Polyak average" if state.averaged_params is not None else "latest"
+  return {"step": step, "epochs": step / run.steps_per_epoch,
+          "finished": step >= run.total_steps, "parameters": kind}
+
+
+def evaluate_workdir(workdir: str, num_samples=None, test_binarizations=None,
+                     output: str = "eval_test.json", active_unit_images=None,
+                     test_images=None) -> dict:
+  """Evaluates the latest checkpoint of a finished or interrupted run.
+
+  `num_samples`, `test_binarizations`, `active_unit_images` and `test_images` override the run's
+  config for this evaluation only.
+  """
+  config = workdir_config(workdir)
+  if test_binarizations:
+    config.data.test_binarizations = test_binarizations
+  if active_unit_images is not None:
+    config.eval.active_unit_images = active_unit_images
+  if test_images is not None:
+    config.eval.test_images = test_images
+  if num_samples:
+    config.eval.num_samples = num_samples
+    if config.eval.sample_chunk:  # the largest chunk that divides num_samples, within the bound
+      config.eval.sample_chunk = max(c for c in range(1, min(num_samples, config.eval.sample_chunk)
+                                                      + 1) if num_samples % c == 0)
+    config.train.validation_samples = config.eval.sample_chunk or 1  # unused; keeps it valid
+  run = setup_run(config)
+  optimizer = make_optimizer(config.train, run.total_steps)
+  with checkpoints.manager(workdir, config.train.keep_checkpoints) as manager:
+    state = restore_train_state(run, optimizer, manager)
+  if state is None:
+    raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints to evaluate.")
+  return evaluate_test(run, state, workdir, num_samples or config.eval.num_samples, output)
+
+
 def main(argv):
   del argv
-  from vae_jax import checkpoints, train  # pylint: disable=g-import-not-at-top  (train imports us)
   parallel.initialize_from_flags()
   checkpoints.quiet_orbax_logging()
   flag_values = flags.FLAGS
-  results = train.evaluate_workdir(flag_values.workdir, num_samples=flag_values.num_samples,
-                                   test_binarizations=flag_values.test_binarizations,
-                                   output=flag_values.output,
-                                   active_unit_images=flag_values.active_unit_images,
-                                   test_images=flag_values.test_images)
+  results = evaluate_workdir(flag_values.workdir, num_samples=flag_values.num_samples,
+                             test_binarizations=flag_values.test_binarizations,
+                             output=flag_values.output,
+                             active_unit_images=flag_values.active_unit_images,
+                             test_images=flag_values.test_images)
   logging.info("Test results: %s", results)
 
 

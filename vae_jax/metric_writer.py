@@ -66,9 +66,11 @@ def _complete_records(path: str) -> list:
 
 
 def write_text_atomically(path: str, text: str) -> None:
-  """Writes via a temporary file and rename, so a crash never leaves a half-written file."""
+  """Writes via a temporary file and rename, so a crash never leaves a half-written file; makes
+  the file's directory if needed."""
   if jax.process_index() != 0:
     return
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = path + ".tmp"
   with open(tmp, "w", encoding="utf-8") as f:
     f.write(text)

@@ -1,8 +1,11 @@
 import os
 import math, numpy as np, jax, jax.numpy as jnp, orbax.checkpoint as ocp
-from vae_jax import train, xu2020
+from vae_jax import config_files, train
 from vae_jax.data import batching
-config = xu2020.config_for_cell("resnet,standard,cifar10,width=0.25,epochs=9")
+
+xu2020 = config_files.module("configs/xu2020.py")
+
+config = xu2020.get_config("resnet,standard,cifar10,width=0.25,epochs=9")
 config.data.data_dir = os.environ.get("VAE_JAX_DATA_DIR", "../shared/data")
 run = train.setup_run(config)
 mgr = ocp.CheckpointManager("runs/cifar10_budget/resnet-standard-epochs9-width0.25-cifar10/checkpoints")

@@ -1,9 +1,12 @@
 """Compile time of the B.5 RealNVP prior's initialisation for K blocks at width 0.25 (init_compile.py K)."""
 import sys, time, jax, jax.numpy as jnp
 from vae_jax.models import factory
-from vae_jax import xu2020
+from vae_jax import config_files
+
+xu2020 = config_files.module("configs/xu2020.py")
+
 K = int(sys.argv[1])
-config = xu2020.config_for_cell(f"resnet,rnvp_prior,K={K},cifar10,width=0.25")
+config = xu2020.get_config(f"resnet,rnvp_prior,K={K},cifar10,width=0.25")
 prior = factory.create_prior(config.model, (32, 32, 3))
 z = jnp.zeros((32, 8, 8, 32))
 f = jax.jit(lambda key, z: prior.init(key, z, method=prior.log_prob))

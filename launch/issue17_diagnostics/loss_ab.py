@@ -1,9 +1,12 @@
 """B.5's first training losses at seed 0, batch 128, with and without the chunked kernel gradients."""
 import os
 import jax, jax.numpy as jnp
-from vae_jax import train, xu2020
+from vae_jax import config_files, train
 from vae_jax.nets import conv
-config = xu2020.config_for_cell("resnet,standard,cifar10")
+
+xu2020 = config_files.module("configs/xu2020.py")
+
+config = xu2020.get_config("resnet,standard,cifar10")
 config.data.data_dir = os.environ.get("VAE_JAX_DATA_DIR", "../shared/data")
 chunked_threshold = conv._CHUNKED_MIN_ELEMENTS
 for label, threshold in (("chunked", chunked_threshold), ("unchunked", float("inf"))):

@@ -1,9 +1,12 @@
 """Continue the width-0.25 standard run from its checkpoint at a lower learning rate."""
 import os
 import sys, math, numpy as np, jax, jax.numpy as jnp, orbax.checkpoint as ocp
-from vae_jax import train, xu2020
+from vae_jax import config_files, train
+
+xu2020 = config_files.module("configs/xu2020.py")
+
 lr, steps = float(sys.argv[1]), int(sys.argv[2])
-config = xu2020.config_for_cell("resnet,standard,cifar10,width=0.25,epochs=9")
+config = xu2020.get_config("resnet,standard,cifar10,width=0.25,epochs=9")
 config.data.data_dir = os.environ.get("VAE_JAX_DATA_DIR", "../shared/data")
 config.train.learning_rates, config.train.lr_boundaries = (lr, lr / 10), (0.75,)
 run = train.setup_run(config)

@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import checkpoints, train
+from vae_jax import checkpoints, runs, train
 
 workdir, n = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1000
-run = train.setup_run(train.workdir_config(workdir))
+run = train.setup_run(runs.workdir_config(workdir))
 params = checkpoints.restore_params(workdir)
 apply = lambda method, *args: run.model.apply({"params": params}, *args, method=method)
 z = jax.jit(lambda key: apply("prior_sample", key, n))(jax.random.PRNGKey(0))

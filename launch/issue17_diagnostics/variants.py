@@ -2,8 +2,11 @@
 import os
 import sys, math, time
 import jax, jax.numpy as jnp, numpy as np
-from vae_jax import train, xu2020
+from vae_jax import config_files, train
 from vae_jax.nets import conv
+
+xu2020 = config_files.module("configs/xu2020.py")
+
 overrides0 = dict(a.split("=") for a in sys.argv[4:])
 if "nn_up" in overrides0:
   original = conv.strided_conv_transpose
@@ -29,7 +32,7 @@ if "shortcut1x1" in overrides0:  # B.5's resampling shortcuts as they were befor
 
 cell, steps, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 overrides = dict(a.split("=") for a in sys.argv[4:])
-config = xu2020.config_for_cell(cell)
+config = xu2020.get_config(cell)
 config.data.data_dir = os.environ.get("VAE_JAX_DATA_DIR", "../shared/data")
 config.train.batch_size = batch
 config.train.num_epochs = 9

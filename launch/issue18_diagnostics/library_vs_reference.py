@@ -15,7 +15,9 @@ import time
 import jax
 import numpy as np
 
-from vae_jax import parallel, train, vampprior
+from vae_jax import config_files, parallel, train
+
+vampprior = config_files.module("configs/vampprior.py")
 
 prior, steps_per_call = sys.argv[1], int(sys.argv[2])
 spec = importlib.util.spec_from_file_location("reference_step", os.path.join(
@@ -23,7 +25,7 @@ spec = importlib.util.spec_from_file_location("reference_step", os.path.join(
 reference_step = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(reference_step)
 
-config = vampprior.config_for_cell(f"static_mnist-vae-{prior}")
+config = vampprior.get_config(f"static_mnist-vae-{prior}")
 config.train.steps_per_call = steps_per_call
 run = train.setup_run(config)
 optimizer = train.make_optimizer(config.train, run.total_steps)

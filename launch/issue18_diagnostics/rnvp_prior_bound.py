@@ -26,10 +26,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vae_jax import benchmark, parallel, train, xu2020
+from vae_jax import benchmark, config_files, parallel, train
 from vae_jax.flows import realnvp
 # The plain dense layers of the VampPrior paper's minimal step.
 from vae_jax.reference_step import _dense, _linear  # pylint: disable=protected-access
+
+xu2020 = config_files.module("configs/xu2020.py")
 
 LATENT, HIDDEN, PIXELS, BATCH, BLOCKS, COUPLING = 40, 500, 784, 128, 20, 256
 HALF = LATENT // 2
@@ -169,7 +171,7 @@ def make(layout: str):
 
 def library(cell: str):
   """(call, steps per call, flops per step, kernels per step) of the library's step."""
-  config = xu2020.config_for_cell(cell)
+  config = xu2020.get_config(cell)
   run = train.setup_run(config)
   optimizer = train.make_optimizer(config.train, run.total_steps)
   state = train.create_train_state(run, optimizer)

@@ -21,8 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import benchmark, parallel, train, vampprior, xu2020
+from vae_jax import benchmark, config_files, parallel, train
 from vae_jax.distributions import bernoulli_image
+
+vampprior = config_files.module("configs/vampprior.py")
+xu2020 = config_files.module("configs/xu2020.py")
 
 
 _spec = importlib.util.spec_from_file_location("reference_step", os.path.join(
@@ -58,7 +61,7 @@ grads = {name: jax.jit(jax.value_and_grad(lambda l, f=f: jnp.sum(f(l))))
 for name, ms in medians({n: (lambda g=g: g(logits)) for n, g in grads.items()}).items():
   print(f"log-likelihood and gradient, batch 100, {name}: {ms:.3f} ms")
 
-config = vampprior.config_for_cell("static_mnist-vae-standard")
+config = vampprior.get_config("static_mnist-vae-standard")
 run = train.setup_run(config)
 state = train.create_train_state(run, train.make_optimizer(config.train, run.total_steps))
 images = run.train_images[:100].astype(jnp.float32)
@@ -84,7 +87,7 @@ for name, compiled in (("library", library), ("reference", reference)):
         f"{benchmark.entry_instructions(compiled)} kernels")
 
 cell = sys.argv[1] if len(sys.argv) > 1 else "dense,rnvp_prior,K=20,mnist"
-config = xu2020.config_for_cell(cell)
+config = xu2020.get_config(cell)
 run = train.setup_run(config)
 optimizer = train.make_optimizer(config.train, run.total_steps)
 state = train.create_train_state(run, optimizer)

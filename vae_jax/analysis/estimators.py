@@ -36,7 +36,7 @@ def map_chunks(fn, arrays, chunk: int):
 
 
 def require_one_latent_vae(model) -> None:
-  if not hasattr(model, "unflow_posterior"):
+  if not model.has_flow_posterior:
     raise ValueError(f"This analysis needs a VAE with one latent variable (Gaussian q(z|x), "
                      f"optionally with a posterior flow); {type(model).__name__} has "
                      f"{len(model.latent_groups)} latent variables.")

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import checkpoints, evaluate, image_grid, parallel, train
+from vae_jax import checkpoints, evaluate, image_grid, parallel, runs
 from vae_jax.analysis import estimators, plots
 from vae_jax.data import batching
 
@@ -54,7 +54,7 @@ class Workdir:
   """A trained workdir loaded for analysis: its run (config, data on device, model) and params."""
   path: str
   label: str
-  run: Any
+  run: runs.Run
   params: Any
   cache: dict = dataclasses.field(default_factory=dict)
 
@@ -72,10 +72,10 @@ class Workdir:
 
 
 def load(path: str, label: str, test_binarizations: int | None = None) -> Workdir:
-  config = train.workdir_config(path)
+  config = runs.workdir_config(path)
   if test_binarizations:
     config.data.test_binarizations = test_binarizations
-  run = train.setup_run(config)
+  run = runs.setup_run(config)
   saved = checkpoints.restore_params(path, total_steps=run.total_steps)
   params = parallel.replicate(jax.tree_util.tree_map(jnp.asarray, saved), run.mesh)
   return Workdir(path=path, label=label, run=run, params=params)
@@ -107,8 +107,8 @@ def _summary(values) -> dict:
 @_cached("elbo")
 def elbo_decomposition(workdir: Workdir, options: Options) -> dict:
   """Test-set NLL and ELBO parts (nats), active units on the training set, posterior stats."""
-  results = train.test_metrics(workdir.run, workdir.params, options.num_samples,
-                               workdir.key("elbo", options.seed), options.posterior_samples)
+  results = evaluate.test_metrics(workdir.run, workdir.params, options.num_samples,
+                                  workdir.key("elbo", options.seed), options.posterior_samples)
   results["test_images"] = int(workdir.run.test_images.shape[0])
   return results
 

@@ -43,8 +43,16 @@ class DiagonalGaussian(distrax.Distribution):
   def _noise(self, key, n):
     return jax.random.normal(key, (n,) + self.loc.shape, self.loc.dtype)
 
+  def reparameterize(self, noise):
+    """loc + scale * noise: the sample at standard-normal `noise` (any leading sample axes)."""
+    return self.loc + jnp.exp(self.log_scale) * noise
+
+  def standardize(self, value):
+    """(value - loc) / scale, N(0, I) for value from this Gaussian: reparameterize's inverse."""
+    return (value - self.loc) * jnp.exp(-self.log_scale)
+
   def _sample_n(self, key, n):
-    return self.loc + jnp.exp(self.log_scale) * self._noise(key, n)
+    return self.reparameterize(self._noise(key, n))
 
   def _sample_n_and_log_prob(self, key, n):
     samples, unit_log_prob = self.sample_and_unit_log_prob(key, n)
@@ -53,14 +61,19 @@ class DiagonalGaussian(distrax.Distribution):
   def sample_and_unit_log_prob(self, seed, sample_shape: int):
     """Samples [sample_shape, ...] and the log-density of each unit (not summed over events)."""
     noise = self._noise(seed, sample_shape)
-    return self.loc + jnp.exp(self.log_scale) * noise, self._unit_log_prob_from_noise(noise)
+    return self.reparameterize(noise), self._unit_log_prob_from_noise(noise)
 
   def log_prob(self, value):
     return self._sum_event(self.unit_log_prob(value))
 
   def unit_log_prob(self, value):
     """log N(value_i; loc_i, scale_i) for each unit i: log_prob before the sum over events."""
-    return self._unit_log_prob_from_noise((value - self.loc) * jnp.exp(-self.log_scale))
+    return self._unit_log_prob_from_noise(self.standardize(value))
+
+  def unit_kl_divergence(self, other: "DiagonalGaussian"):
+    """KL(self || other) for each unit i, in closed form: the KL before the sum over events."""
+    log_ratio = self.log_scale - other.log_scale
+    return 0.5 * (jnp.exp(2 * log_ratio) + jnp.square(other.standardize(self.loc)) - 1.0) - log_ratio
 
   def mean(self):
     return self.loc

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from vae_jax import priors
 from vae_jax.distributions import DiagonalGaussian
-from vae_jax.models.vae import LogWeights
+from vae_jax.models.base import LogWeights
 from vae_jax.nets.dense import Dense
 
 
@@ -41,6 +41,10 @@ class HierarchicalVAE(nn.Module):
   latent_dim: int
   t_x_reads_features: bool = False
   min_logstd: float = -11.0
+  # Capabilities (vae_jax.models.base.LatentVariableModel).
+  has_posterior_sampler = False
+  has_flow_posterior = False
+  has_kl_per_layer = False
 
   def setup(self):
     self.q_z2 = _GaussianFromFeatures(self.latent_dim, self.min_logstd)
@@ -50,6 +54,10 @@ class HierarchicalVAE(nn.Module):
   @property
   def latent_groups(self) -> dict:
     return {"z1": slice(0, self.latent_dim), "z2": slice(self.latent_dim, 2 * self.latent_dim)}
+
+  @property
+  def has_pseudo_inputs(self) -> bool:
+    return isinstance(self.prior, priors.VampPrior)
 
   def _q_z1(self, t, z2) -> DiagonalGaussian:
     t = jnp.broadcast_to(t, z2.shape[:-1] + t.shape[-1:])

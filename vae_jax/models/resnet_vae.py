@@ -33,7 +33,7 @@ from vae_jax.distributions import DiagonalGaussian
 from vae_jax.distributions.discretized_logistic import DiscretizedLogistic
 from vae_jax.flows import autoregressive
 from vae_jax.flows.made import ConvMADE
-from vae_jax.models.vae import LogWeights
+from vae_jax.models.base import LogWeights
 from vae_jax.nets.weight_norm import WNConv
 
 _BRANCH_INIT_SCALE = 0.1
@@ -79,6 +79,11 @@ class ResNetVAE(nn.Module):
   location_only: bool = False
   image_shape: Sequence[int] = (32, 32, 3)
   min_logstd: float = -11.0
+  # Capabilities (vae_jax.models.base.LatentVariableModel).
+  has_posterior_sampler = False
+  has_flow_posterior = False
+  has_kl_per_layer = False
+  has_pseudo_inputs = False
 
   @property
   def grid(self) -> tuple:

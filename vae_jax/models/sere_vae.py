@@ -30,10 +30,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax.distributions import DiagonalGaussian, bernoulli_pixels
 from vae_jax.distributions.discretized_logistic import (DiscretizedLogisticMixture,
                                                         mixture_params_per_pixel)
 from vae_jax.flows.bijectors import LowRankAffine
-from vae_jax.models.vae import LogWeights
+from vae_jax.models.base import LogWeights
 from vae_jax.nets import conv
 from vae_jax.nets.dense import MLP, Dense, leaky_relu
 
@@ -43,7 +44,6 @@ BIJECTORS = ("affine", "none")
 POSTERIORS = ("residual", "precision_weighted")
 ENCODERS = ("independent", "bottom_up")
 PIXEL_LIKELIHOODS = ("bernoulli", "discretized_logistic_mixture")
-_HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
 # softplus(_SOFTPLUS_ONE) = 1: the bijector's diagonal starts at the identity.
 _SOFTPLUS_ONE = math.log(math.e - 1)
 _MIN_DIAG = 1e-4  # d >= 1e-4 > 0 keeps f_l invertible with a finite log-det
@@ -86,17 +86,6 @@ def block_partition(image_shape: Sequence[int], num_layers: int, kind: str):
 
 def _soft_clip(z):
   return _CODE_CLIP * jnp.tanh(z / _CODE_CLIP)
-
-
-def _gaussian_unit_log_prob(value, loc, log_scale):
-  return -0.5 * jnp.square((value - loc) * jnp.exp(-log_scale)) - log_scale - _HALF_LOG_TWO_PI
-
-
-def gaussian_kl(loc_q, log_scale_q, loc_p, log_scale_p):
-  """KL(N(loc_q, scale_q) || N(loc_p, scale_p)) per unit, in closed form (Eq. 10)."""
-  ratio = jnp.exp(2 * (log_scale_q - log_scale_p))
-  return 0.5 * (ratio + jnp.square((loc_q - loc_p) * jnp.exp(-log_scale_p)) - 1.0) - (
-      log_scale_q - log_scale_p)
 
 
 class Trunk(nn.Module):
@@ -187,20 +176,20 @@ class LatentLayer(nn.Module):
     None and only eps and z are returned), z_l = f_l(eps_l | z_{l-1}), and per unit: log q,
     log p, their scales and the closed-form KL."""
     loc_p, log_scale_p = self._prior(z_previous)
+    p = DiagonalGaussian(loc_p, log_scale_p, event_ndims=len(self.latent_shape))
     if from_prior:
-      eps = loc_p + jnp.exp(log_scale_p) * noise
+      eps = p.reparameterize(noise)
       return {"eps": eps, "z": self._code(z_previous, eps)}
     loc_q, log_scale_q = self._posterior(loc_p, log_scale_p, features)
-    eps = loc_q + jnp.exp(log_scale_q) * noise
+    q = DiagonalGaussian(loc_q, log_scale_q, event_ndims=len(self.latent_shape))
+    eps = q.reparameterize(noise)
     # eps whitened by its prior, N(0, I) under p whatever mu(z), sigma(z): the scale of eps is
     # free (sigma(z) can grow while the bijector's d, u shrink, leaving z, p(x|z) and the KL as
     # they are), so the latent statistics read this instead.
-    white = (eps - loc_p) * jnp.exp(-log_scale_p)
-    return {"eps": eps, "z": self._code(z_previous, eps), "white": white,
+    return {"eps": eps, "z": self._code(z_previous, eps), "white": p.standardize(eps),
             "log_scale_q": log_scale_q, "log_scale_p": log_scale_p,
-            "log_q": _gaussian_unit_log_prob(eps, loc_q, log_scale_q),
-            "log_p": _gaussian_unit_log_prob(eps, loc_p, log_scale_p),
-            "kl": gaussian_kl(loc_q, log_scale_q, loc_p, log_scale_p)}
+            "log_q": q.unit_log_prob(eps), "log_p": p.unit_log_prob(eps),
+            "kl": q.unit_kl_divergence(p)}  # closed form (Eq. 10)
 
   def _prior(self, z_previous):
     """p(eps_l | z_{l-1}) = N(mu(z), sigma(z)), or N(0, I) without prior feedback."""
@@ -323,6 +312,11 @@ class SelfReflectiveVAE(nn.Module):
   likelihood: str = "bernoulli"
   num_mixtures: int = 10
   min_logstd: float = -11.0
+  # Capabilities (vae_jax.models.base.LatentVariableModel).
+  has_posterior_sampler = False
+  has_flow_posterior = False
+  has_kl_per_layer = True
+  has_pseudo_inputs = False
 
   @property
   def blocks(self):
@@ -388,27 +382,18 @@ class SelfReflectiveVAE(nn.Module):
     return jnp.stack([layer(z[l], previous[l]) for l, layer in enumerate(self.data_layers)])
 
   # --- likelihood of a block's pixels ----------------------------------------------------------
-  def _pixel_log_prob(self, params, x):
+  def _pixels(self, params):
+    """p(x_i | .) of each pixel [..., C] from its parameters [..., P]."""
     if self.likelihood == "bernoulli":
-      return jnp.sum(x * params - jax.nn.softplus(params), -1)
-    return DiscretizedLogisticMixture(params, self.channels).log_prob(x)
-
-  def _pixel_sample(self, params, key):
-    if self.likelihood == "bernoulli":
-      return jax.random.bernoulli(key, jax.nn.sigmoid(params)).astype(params.dtype)
-    return DiscretizedLogisticMixture(params, self.channels).sample(seed=key)
-
-  def _pixel_mean(self, params):
-    if self.likelihood == "bernoulli":
-      return jax.nn.sigmoid(params)
-    return DiscretizedLogisticMixture(params, self.channels).mean()
+      return bernoulli_pixels(params)
+    return DiscretizedLogisticMixture(params, self.channels)
 
   def log_likelihood(self, z, blocks):
     """[S, B]: sum_l log p(x_l | z_l, x_{l-1}) for codes z [L, S, B, *latent] and blocks
     [L, B, *block, C]."""
     params = self._data_params(z, blocks)
     mask = jnp.asarray(self.blocks[1], params.dtype)[:, None, None]
-    per_pixel = self._pixel_log_prob(params, blocks[:, None]) * mask
+    per_pixel = self._pixels(params).log_prob(blocks[:, None]) * mask
     return jnp.sum(per_pixel, tuple(i for i in range(per_pixel.ndim) if i not in (1, 2)))
 
   # --- the latent chain ----------------------------------------------------------------------
@@ -477,8 +462,9 @@ class SelfReflectiveVAE(nn.Module):
     drawn, means = [], []
     for l, layer in enumerate(self.data_layers):
       params = layer(z[l], previous)[0]
-      means.append(self._pixel_mean(params))
-      drawn.append(self._pixel_sample(params, jax.random.fold_in(key, l)))
+      pixels = self._pixels(params)
+      means.append(pixels.mean())
+      drawn.append(pixels.sample(seed=jax.random.fold_in(key, l)))
       previous = drawn[-1]
     return jnp.stack(drawn), jnp.stack(means)
 
@@ -496,7 +482,7 @@ class SelfReflectiveVAE(nn.Module):
     layers = self._chain(self._features(x), jnp.zeros((self.num_layers, 1, x.shape[0])
                                                       + self.latent_shape))
     params = self._data_params(layers["z"], self._to_blocks(x))[:, 0]
-    return self._to_images(self._pixel_mean(params))
+    return self._to_images(self._pixels(params).mean())
 
   def decompress(self, x, key):
     """x' ~ p(x | z) with z ~ q(z | x), block after block."""

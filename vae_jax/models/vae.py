@@ -5,7 +5,7 @@ Everything the bounds need is `log_weights`: per sample, log p(x|z), log p(z) an
 (`vae_jax.bounds` turns them into the ELBO, the IWAE bound and the IS log-likelihood).
 """
 import math
-from typing import NamedTuple, Optional, Sequence
+from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -13,22 +13,9 @@ import jax.numpy as jnp
 
 from vae_jax import priors
 from vae_jax.distributions import DiagonalGaussian
+from vae_jax.models.base import LogWeights
 from vae_jax.nets import conv
 from vae_jax.nets.dense import Dense
-
-
-class LogWeights(NamedTuple):
-  """Each [num_samples, batch]: the parts of log w = log p(x|z) + log p(z) - log q(z|x).
-
-  `z` holds the samples themselves, [num_samples, batch, *latent_shape], for regularizers and
-  latent statistics. `kl_per_unit` [num_samples, batch, *latent_shape], where the model can give
-  it, splits log q(z|x) - log p(z) over latent units (for free bits per unit or feature map).
-  """
-  log_likelihood: jax.Array
-  log_prior: jax.Array
-  log_posterior: jax.Array
-  z: jax.Array
-  kl_per_unit: Optional[jax.Array] = None
 
 
 class VAE(nn.Module):
@@ -42,6 +29,10 @@ class VAE(nn.Module):
   latent_shape: Sequence[int]
   min_logstd: float = -11.0
   posterior_flow: Optional[nn.Module] = None  # RealNVP()(w) or IAF()(w, h): a bijector w -> z
+  # Capabilities (vae_jax.models.base.LatentVariableModel).
+  has_posterior_sampler = True
+  has_flow_posterior = True
+  has_kl_per_layer = False
 
   def setup(self):
     # Linear[D] heads for latent vectors (B.2), LinearConv1x1 heads for latent tensors (B.5).
@@ -56,6 +47,10 @@ class VAE(nn.Module):
   def latent_groups(self) -> dict:
     """Named latent variables -> their columns in `posterior_mean`, for active units."""
     return {"z": slice(0, math.prod(self.latent_shape))}
+
+  @property
+  def has_pseudo_inputs(self) -> bool:
+    return isinstance(self.prior, priors.VampPrior)
 
   @property
   def flow_depends_on_x(self) -> bool:

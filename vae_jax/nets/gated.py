@@ -3,7 +3,7 @@ h = Linear(x) * sigmoid(Linear'(x)), the gating of Dauphin et al. (2017), dense 
 
 Widths follow Section 5.1 (two gated layers of 300 units) and, where the paper is silent (the
 convolutional shapes of ConvHVAE/PixelHVAE), the authors' public code
-(github.com/jmtomczak/vae_vampprior, models/convHVAE_2level.py); `vae_jax.vampprior` lists them.
+(github.com/jmtomczak/vae_vampprior, models/convHVAE_2level.py); `configs/vampprior.py` lists them.
 Each gated layer is named `hidden_<i>` like the other networks' non-linear layers.
 """
 from typing import Sequence

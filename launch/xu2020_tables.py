@@ -1,7 +1,7 @@
 """The results tables of Xu et al. (2020) as data: every printed number, with the cell it measures.
 
 `TABLES` maps a table name ("1" ... "6", "B.1" ... "B.23") to a `Table` of `Entry`s, in paper
-order. An entry's cell (see `vae_jax.xu2020`) is None for other papers' models, kept as reference
+order. An entry's cell (see configs/xu2020.py) is None for other papers' models, kept as reference
 rows. Numbers are as printed; "± s" goes into `paper_std`. Tables garbled by the PDF extraction
 were rebuilt from their headers and from the tables that repeat their numbers (Table 3 ⊂ B.12,
 Table 4 ⊂ B.13, Table 6 ⊂ B.18, B.6 = B.20 without ±, B.9 = Table 2 with ±, B.21 ⊃ B.12's
