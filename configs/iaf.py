@@ -18,6 +18,7 @@ import functools
 import ml_collections
 
 from vae_jax import config_files, configuration
+from vae_jax.models.factory import component
 
 TABLE1_SAMPLES = 128  # Table 1: "importance sampled estimate [...] with 128 samples"
 _CIFAR_FREE_BITS = 0.125  # C.8: lambda in [0.125, 2] improved bits/dim by > 0.1 nats
@@ -45,10 +46,10 @@ def iaf_mnist(depth: int, width: int, dataset: str = "mnist") -> ml_collections.
   diagonal-covariance baseline)."""
   config = adamax_defaults(dataset)
   model = config.model
-  model.architecture, model.latent_dim, model.prior = "iaf_resnet", 32, "standard"
-  model.flow_depth = 0
-  model.posterior_flow, model.posterior_flow_depth = "iaf", depth
-  model.iaf_hidden = (width, width)  # Section 6.1: a 2-layer MADE per step
+  model.architecture, model.latent_dim = "iaf_resnet", 32
+  # Section 6.1: each step a 2-layer MADE, ELU (Appendix B)
+  model.posterior = (component("posterior", "iaf", num_steps=depth, hidden=(width, width))
+                     if depth else component("posterior", "gaussian"))
   config.eval.num_samples = TABLE1_SAMPLES
   return config
 
@@ -59,13 +60,11 @@ def resnet_vae_cifar(layers: int, inference: str, iaf_hidden_layers: int, iaf_st
   Gaussian; 0 the linear IAF; 1 or 2 the nonlinear IAF."""
   config = adamax_defaults("cifar10")
   model = config.model
-  model.architecture, model.prior, model.likelihood = "resnet_vae", "standard", "discretized_logistic"
+  model.architecture, model.likelihood = "resnet_vae", "discretized_logistic"
   model.latent_dim, model.resnet_vae_layers, model.inference = 32, layers, inference
-  model.flow_depth = 0
-  model.posterior_flow = "iaf"
-  model.posterior_flow_depth = 0 if iaf_hidden_layers < 0 else iaf_steps
-  model.iaf_hidden = (model.resnet_vae_hidden,) * max(iaf_hidden_layers, 0)
-  model.iaf_location_only = location_only
+  model.posterior = (component("posterior", "gaussian") if iaf_hidden_layers < 0 else component(
+      "posterior", "iaf", num_steps=iaf_steps, location_only=location_only,
+      hidden=(model.resnet_vae_hidden,) * iaf_hidden_layers))
   config.train.batch_size = 32
   config.train.free_bits, config.train.free_bits_groups = _CIFAR_FREE_BITS, "channel"
   config.eval.num_samples, config.eval.sample_chunk, config.eval.batch_size = 1000, 10, 50

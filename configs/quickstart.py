@@ -6,6 +6,7 @@ settings (configs/xu2020.py) keep the paper's schedule shape: warm-up over the f
 learning-rate drops at 1/3 and 2/3.
 """
 from vae_jax import config_files
+from vae_jax.models.factory import component
 
 
 def get_config():
@@ -13,9 +14,7 @@ def get_config():
   config.data.name = "digits"
   config.model.latent_dim = 8
   config.model.hidden_units = (128, 128)
-  config.model.prior = "realnvp"
-  config.model.flow_depth = 4
-  config.model.coupling_hidden = 64
+  config.model.prior = component("prior", "realnvp", num_blocks=4, coupling_hidden=64)
   config.train.num_epochs = 100
   config.train.batch_size = 64
   config.train.log_every_steps = 200

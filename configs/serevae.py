@@ -83,7 +83,7 @@ def _base(dataset: str) -> ml_collections.ConfigDict:
   config = configuration.base_config()
   config.data.name = dataset
   m = config.model
-  m.architecture, m.prior, m.flow_depth, m.posterior_flow_depth = "sere", "standard", 0, 0
+  m.architecture = "sere"
   t = config.train
   t.num_epochs, t.batch_size = float(_EPOCHS[dataset]), 128
   t.learning_rates, t.lr_boundaries = (1e-3, 1e-4), (0.8,)

@@ -31,6 +31,7 @@ import functools
 import ml_collections
 
 from vae_jax import config_files, configuration
+from vae_jax.models.factory import component
 
 IS_SAMPLES = 5000  # Section 5.2: "Importance Sampling with 5,000 sample points"
 _LATENT = 40  # Section 5.1: 40 stochastic units for z1 and z2
@@ -60,6 +61,18 @@ def default_components(dataset: str) -> int:
   return _OMNIGLOT_PSEUDO_INPUTS if dataset == "omniglot" else _PSEUDO_INPUTS
 
 
+def prior_config(prior: str, num_components: int) -> ml_collections.ConfigDict:
+  """Eq. 9 and Section 4: the VampPrior of K pseudo-inputs (`vampprior_data`: fixed training
+  images), the MoG of K components, or N(0, I); uniform mixture weights (the paper's)."""
+  if prior == "standard":
+    return component("prior", "standard")
+  if prior == "mog":
+    return component("prior", "mog", num_components=num_components)
+  # The pseudo-inputs start as N(0.05, 0.01^2) draws (the authors' code).
+  return component("prior", "vampprior", num_components=num_components,
+                   from_data=prior == "vampprior_data", init_mean=0.05, init_std=0.01)
+
+
 def vampprior_config(dataset: str, model: str, prior: str,
                      num_components: int = 0) -> ml_collections.ConfigDict:
   """A model of Section 5.1 on `dataset`; num_components 0: the paper's K for the dataset."""
@@ -71,10 +84,10 @@ def vampprior_config(dataset: str, model: str, prior: str,
   if dataset == "omniglot":
     config.data.num_validation = _OMNIGLOT_VALIDATION
   m = config.model
-  m.architecture, m.latent_dim, m.prior = MODELS[model], _LATENT, prior
+  m.architecture, m.latent_dim = MODELS[model], _LATENT
   m.likelihood = "discretized_logistic" if dataset in GRAY_DATASETS else "bernoulli"
-  m.num_components = num_components or default_components(dataset)
-  m.min_logstd, m.flow_depth, m.posterior_flow_depth = _MIN_LOGSTD, 0, 0
+  m.prior = prior_config(prior, num_components or default_components(dataset))
+  m.min_logstd = _MIN_LOGSTD
   t = config.train
   t.optimizer, t.batch_size = "adam", _BATCH
   t.learning_rates, t.lr_boundaries = (_LEARNING_RATE,), ()

@@ -13,6 +13,7 @@ import functools
 import ml_collections
 
 from vae_jax import config_files
+from vae_jax.models.factory import component
 
 iaf = config_files.module("configs/iaf.py")
 
@@ -27,8 +28,7 @@ def af_mnist(depth: int, width: int, dataset: str) -> ml_collections.ConfigDict:
   (same steps and MADE widths, no context; Section 4.2)."""
   config = iaf.iaf_mnist(0, width, dataset)
   model = config.model
-  model.prior, model.flow_depth = "af", depth
-  model.af_hidden, model.af_mean_only = (width, width), False
+  model.prior = component("prior", "af", num_steps=depth, hidden=(width, width), mean_only=False)
   config.eval.num_samples = IS_SAMPLES
   return config
 
@@ -38,8 +38,8 @@ def vlae(dataset: str) -> ml_collections.ConfigDict:
   config = iaf.adamax_defaults(dataset)
   model = config.model
   model.architecture, model.latent_dim = "vlae", 64
-  model.prior, model.flow_depth = "af", 4
-  model.af_hidden, model.af_mean_only = (640, 640, 640), True
+  # Appendix A: 4 mean-only ("more numerically stable") steps of a 3-layer MADE of 640 ReLUs.
+  model.prior = component("prior", "af", num_steps=4, hidden=(640, 640, 640), mean_only=True)
   config.train.free_bits = _FREE_BITS_PER_DIM * _MNIST_PIXELS
   config.train.free_bits_groups = "all"
   config.eval.num_samples = IS_SAMPLES

@@ -43,6 +43,7 @@ import functools
 import ml_collections
 
 from vae_jax import configuration
+from vae_jax.models.factory import component
 from vae_jax.nets import conv
 
 # B.3: 2,400 epochs; lr 1e-3, 1e-4, 1e-5 for 800 epochs each; KL warm-up over the first 100.
@@ -146,8 +147,8 @@ def paper_defaults() -> ml_collections.ConfigDict:
   model.architecture, model.latent_dim, model.hidden_units = "dense", 40, (500, 500)  # B.2
   model.min_logstd = -11.0  # B.6 / Section 3
   model.likelihood = "bernoulli"
-  model.prior, model.flow_depth, model.flow_type = "realnvp", 20, "full"
-  model.coupling_hidden = 256  # B.2: h = Dense[256]
+  # Eq. 6-7, B.2: K = 20 blocks of InvertibleDense -> Coupling (h = Dense[256]) -> ActNorm.
+  model.prior = component("prior", "realnvp", num_blocks=20, coupling_hidden=256)
   train = config.train
   train.num_epochs, train.batch_size = float(PAPER_EPOCHS), 128  # B.3
   train.learning_rates = (1e-3, 1e-4, 1e-5)
@@ -172,19 +173,21 @@ def get_config(cell: str) -> ml_collections.ConfigDict:
     model.latent_dim = _CIFAR_LATENT_CHANNELS
     model.likelihood = "discretized_logistic"
     model.width = p.get("width", 1.0)
-    # B.5: Resnet[8x8x64 -> 8x8x64] in each coupling
-    model.coupling_hidden = conv.scaled_channels(64, model.width)
+    coupling_hidden = conv.scaled_channels(64, model.width)  # B.5: Resnet[8x8x64 -> 8x8x64]
     # Activations of 32x32x96 per sample: evaluate 100 points x 10 samples at a time.
     config.eval.batch_size, config.eval.sample_chunk = 100, 10
   else:
     model.latent_dim = _LATENT_DIM[dataset]
+    coupling_hidden = 256  # B.2: Dense[256]
   model.architecture = architecture
 
   flow, depth = p["flow"], p.get("K", 0)
-  model.prior = "realnvp" if flow in ("rnvp_prior", "rnvp_both") and depth else "standard"
-  model.flow_depth = depth if model.prior == "realnvp" else 0
-  model.posterior_flow_depth = depth if flow in ("rnvp_posterior", "rnvp_both") else 0
-  model.flow_type = "pure" if p["pure"] else "full"
+  realnvp = dict(num_blocks=depth, coupling_hidden=coupling_hidden, pure=p["pure"])
+  model.prior = (component("prior", "realnvp", **realnvp)
+                 if flow in ("rnvp_prior", "rnvp_both") and depth else component("prior", "standard"))
+  model.posterior = (component("posterior", "realnvp", **realnvp)
+                     if flow in ("rnvp_posterior", "rnvp_both") and depth
+                     else component("posterior", "gaussian"))
   if "min_logstd" in p:
     model.min_logstd = p["min_logstd"]
 

@@ -6,6 +6,10 @@
 import argparse
 import json
 import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from vae_jax.configuration import upgrade_model  # pylint: disable=wrong-import-position
 
 
 def _load(path):
@@ -17,9 +21,10 @@ def row(workdir: str, eval_file: str) -> str:
   config = _load(os.path.join(workdir, "config.json"))
   results = _load(os.path.join(workdir, eval_file))
   summary = _load(os.path.join(workdir, "train_summary.json"))
-  model = config["model"]
-  name = f"{model['architecture']}, {model['prior']} prior" + (
-      f" K={model['flow_depth']}" if model["prior"] == "realnvp" else "")
+  model = upgrade_model(config["model"])
+  prior = model["prior"]
+  name = f"{model['architecture']}, {prior['name']} prior" + (
+      f" K={prior['num_blocks']}" if prior["name"] == "realnvp" else "")
   return (f"| {name} | {results['dataset']} | {summary['epochs']:g} | {results['nll']:.2f} | "
           f"{-results['elbo']:.2f} | {-results['reconstruction']:.2f} | {results['kl']:.2f} | "
           f"{results['active_units']} | {results['num_points']} x {results['num_samples']} | "

@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 
+from vae_jax.configuration import upgrade_model
+
 ARCHIVED_FILES = re.compile(r"config\.json|eval_test.*\.json|train_summary\.json|analysis\.json|"
                             r"command\.txt|(samples|reconstructions|decompressions|pseudo_inputs)"
                             r"\.png")
@@ -68,14 +70,15 @@ def render_runs(runs: dict) -> str:
            "KL nats | KL bits | bits/dim | active units | train img/s |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for name, run in runs.items():
-    model = run["config"]["model"]
-    posterior = ("gaussian" if not model["posterior_flow_depth"] else
-                 f"{model['posterior_flow']} x{model['posterior_flow_depth']} "
-                 f"{tuple(model['iaf_hidden']) if model['posterior_flow'] == 'iaf' else ''}")
-    prior = model["prior"] + (f" x{model['flow_depth']} {tuple(model['af_hidden'])}"
-                              if model["prior"] == "af" else "")
-    if model["prior"] in ("mog", "vampprior", "vampprior_data"):
-      prior += f" K={model['num_components']}"
+    model = upgrade_model(run["config"]["model"])
+    q, p = model["posterior"], model["prior"]
+    posterior = ("gaussian" if q["name"] == "gaussian" else
+                 f"{q['name']} x{q.get('num_blocks', q.get('num_steps'))} "
+                 f"{tuple(q['hidden']) if q['name'] == 'iaf' else ''}")
+    prior = ("vampprior_data" if p.get("from_data") else p["name"]) + (
+        f" x{p['num_steps']} {tuple(p['hidden'])}" if p["name"] == "af" else "")
+    if p["name"] in ("mog", "vampprior"):
+      prior += f" K={p['num_components']}"
     summary = run["summary"]
     for r in sorted(run["evals"], key=lambda r: (r["num_samples"], r["num_points"])):
       samples = r["num_samples"]

@@ -198,8 +198,7 @@ def throughput(components, steps: int, output: str, cell: str) -> None:
   runs = []
   for prior, k in [("standard", 0)] + [("vampprior", k) for k in components]:
     config = vampprior.get_config(cell)
-    config.model.prior = prior
-    config.model.num_components = k or config.model.num_components
+    config.model.prior = vampprior.prior_config(prior, k)
     run = train.setup_run(config)
     optimizer = train.make_optimizer(config.train, run.total_steps)
     state = train.create_train_state(run, optimizer)

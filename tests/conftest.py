@@ -25,6 +25,11 @@ import jax  # pylint: disable=wrong-import-position
 import pytest  # pylint: disable=wrong-import-position
 
 from vae_jax import config_files  # pylint: disable=wrong-import-position
+from vae_jax.models.factory import component  # pylint: disable=wrong-import-position
+
+# The tiny model's prior options by prior (the rest are each prior's defaults).
+_TINY_PRIORS = {"realnvp": dict(num_blocks=2, coupling_hidden=16), "af": dict(num_steps=2),
+                "mog": dict(num_components=500), "vampprior": dict(num_components=500)}
 
 
 def tiny_config(prior: str = "realnvp"):
@@ -34,9 +39,7 @@ def tiny_config(prior: str = "realnvp"):
   config.data.test_binarizations = 1
   config.model.latent_dim = 4
   config.model.hidden_units = (32,)
-  config.model.prior = prior
-  config.model.flow_depth = 2
-  config.model.coupling_hidden = 16
+  config.model.prior = component("prior", prior, **_TINY_PRIORS.get(prior, {}))
   config.train.num_epochs = 3
   config.train.batch_size = 64
   config.train.log_every_steps = 10

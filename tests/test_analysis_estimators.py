@@ -18,6 +18,7 @@ from vae_jax import evaluate, parallel
 from vae_jax.analysis import estimators
 from vae_jax.models import VAE, create_model
 from vae_jax.priors import StandardNormalPrior
+from vae_jax.models.factory import component
 
 from conftest import tiny_config
 from test_flows import _perturb
@@ -210,7 +211,7 @@ def test_aggregate_log_posterior_with_a_flow_matches_the_sampling_path():
   """One point: log q(z) over {x} is log q(z|x). The inverse-flow path of the analysis must agree
   with the log q(z|x) the model computes while sampling (forward flow, Eq. B.1)."""
   config = tiny_config(prior="standard").model
-  config.posterior_flow_depth = 2
+  config.posterior = component("posterior", "realnvp", num_blocks=2, coupling_hidden=16)
   model = create_model(config, (8, 8, 1))
   x = jax.random.bernoulli(jax.random.PRNGKey(0), 0.4, (16, 8, 8, 1)).astype(jnp.float32)
   params = model.init({"params": jax.random.PRNGKey(1)}, x, jax.random.PRNGKey(2))["params"]
@@ -279,7 +280,7 @@ def test_normalized_distance_monte_carlo_matches_gaussian_closed_form(approximat
 
 def test_posterior_moments_with_a_flow_match_the_models_posterior_mean():
   config = tiny_config(prior="standard").model
-  config.posterior_flow_depth = 2
+  config.posterior = component("posterior", "realnvp", num_blocks=2, coupling_hidden=16)
   model = create_model(config, (8, 8, 1))
   images = jax.random.bernoulli(jax.random.PRNGKey(0), 0.4, (30, 8, 8, 1)).astype(jnp.uint8)
   params = model.init({"params": jax.random.PRNGKey(1)}, images.astype(jnp.float32),

@@ -127,7 +127,7 @@ def test_af_prior_starts_as_the_standard_normal():
 def test_a_vae_with_an_af_prior_trains_and_evaluates(tmp_path):
   """config.model.prior='af' end to end on the embedded digits: finite bounds, NLL below ELBO."""
   config = tiny_config("af")
-  config.model.af_hidden = (16, 16)
+  config.model.prior.hidden = (16, 16)
   config.train.num_epochs = 1
   results = train.train_and_evaluate(config, str(tmp_path))
   assert np.isfinite(results["nll"]) and results["nll"] <= -results["elbo"] + 1e-3

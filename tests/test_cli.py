@@ -21,7 +21,8 @@ def _main(tmp_path, *flags):
                                    " num_epochs instead of num_epoch ?; valid keys of config.train:"
                                    " batch_size, beta,"),
     ("--config.train.batch_size=0", "config.train.batch_size=0 must be > 0."),
-    ("--config.model.prior=foo", "config.model.prior='foo'; valid values: standard, realnvp"),
+    ("--config.model.prior.name=foo",
+     "config.model.prior.name='foo'; valid values: standard, realnvp"),
 ])
 def test_a_user_error_is_one_line_with_exit_status_2_and_writes_nothing(tmp_path, flag, message):
   result = _main(tmp_path, flag)

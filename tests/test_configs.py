@@ -1,8 +1,12 @@
 """Every config file and every cell of every paper builds a valid config and a model."""
+import json
+import pathlib
+
+import numpy as np
 import pytest
 
 from vae_jax import config_files, configuration
-from vae_jax.models import create_model
+from vae_jax.models import create_model, factory
 
 PAPERS = ("xu2020", "vampprior", "serevae", "iaf", "vlae")
 SINGLE_CONFIGS = ("mnist_realnvp", "mnist_standard", "quickstart")
@@ -36,14 +40,13 @@ def test_the_mnist_configs_are_the_papers_cells():
   assert config_files.load("configs/mnist_realnvp.py") == config_files.load(
       "configs/xu2020.py:dense,rnvp_prior,K=20,mnist")
   standard = config_files.load("configs/mnist_standard.py")
-  assert standard.model.prior == "standard" and standard.model.flow_depth == 0
+  assert standard.model.prior.name == "standard"
 
 
 def test_the_base_config_is_a_plain_vae():
   """No paper's choices in the defaults: each paper states its own (configs/<paper>.py)."""
   config = configuration.base_config()
-  assert (config.model.prior, config.model.flow_depth, config.model.posterior_flow_depth) == (
-      "standard", 0, 0)
+  assert (config.model.prior.name, config.model.posterior.name) == ("standard", "gaussian")
   assert config.train.l2_weight == 0 and config.train.kl_warmup_fraction == 0
   assert tuple(config.train.learning_rates) == (1e-3,) and not config.train.lr_boundaries
 
@@ -53,3 +56,62 @@ def test_unknown_files_and_cells_are_named():
     config_files.load("configs/nope.py")
   with pytest.raises(ValueError, match="Unknown VampPrior cell 'x'; valid cells: static_mnist"):
     config_files.load("configs/vampprior.py:x")
+
+
+def test_every_archived_config_from_before_the_component_trees_loads_and_builds():
+  """config.json files written before issue #20 (model.prior a name, its options spread over the
+  model's keys) load as today's configs: the archived runs in results/ are such files."""
+  paths = sorted(pathlib.Path(config_files.CONFIG_DIR.parent, "results").glob("*/runs/*/config.json"))
+  assert len(paths) > 20
+  for path in paths:
+    old = json.loads(path.read_text())
+    config = configuration.from_json(path.read_text())
+    _builds(config)
+    if isinstance(old["model"]["prior"], str):
+      assert config.model.prior.name == old["model"]["prior"].replace("vampprior_data", "vampprior")
+
+
+def test_an_old_config_becomes_the_same_cell_config_of_today():
+  old = json.loads(configuration.to_json(config_files.load(
+      "configs/xu2020.py:dense,rnvp_both,K=4,pure,mnist")))
+  model = old["model"]
+  for key in ("prior", "posterior"):
+    del model[key]
+  model.update(prior="realnvp", flow_depth=4, flow_type="pure", coupling_hidden=256,
+               af_hidden=[640, 640, 640], af_mean_only=True, num_components=500,
+               learn_prior_weights=False, pseudo_input_mean=0.05, pseudo_input_std=0.01,
+               posterior_flow="realnvp", posterior_flow_depth=4, iaf_hidden=[320, 320],
+               iaf_location_only=False)
+  assert configuration.from_json(json.dumps(old)) == config_files.load(
+      "configs/xu2020.py:dense,rnvp_both,K=4,pure,mnist")
+
+
+def test_a_new_prior_is_one_module_and_one_registry_line(monkeypatch):
+  """The README's worked example: a Laplace prior, registered, configured and trained through."""
+  import flax.linen as nn  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from conftest import tiny_config  # pylint: disable=import-outside-toplevel
+
+  class LaplacePrior(nn.Module):
+    latent_dim: int
+    scale: float = 1.0
+
+    def log_prob(self, z):
+      return jnp.sum(-jnp.abs(z) / self.scale - jnp.log(2.0 * self.scale), axis=-1)
+
+    def sample(self, key, n: int):
+      return self.scale * jax.random.laplace(key, (n, self.latent_dim))
+
+  monkeypatch.setitem(factory.PRIORS, "laplace", LaplacePrior)
+  config = tiny_config("standard")
+  config.model.prior = factory.component("prior", "laplace", scale=0.5)
+  configuration.validate(config, num_devices=1)
+  model = create_model(config.model, (8, 8, 1))
+  x = jnp.zeros((2, 8, 8, 1))
+  params = model.init({"params": jax.random.PRNGKey(0)}, x, jax.random.PRNGKey(1))
+  parts = model.apply(params, x, jax.random.PRNGKey(1), 3, method="log_weights")
+  np.testing.assert_allclose(parts.log_prior, np.sum(-np.abs(parts.z) / 0.5 - np.log(1.0), -1),
+                             rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match="takes scale; not scael"):
+    factory.check_component("prior", {"name": "laplace", "scael": 2.0})

@@ -1,5 +1,6 @@
 """Faults a run must survive (issue #19): files torn by a kill, unreadable checkpoints, two runs
 in one workdir."""
+import functools
 import json
 import os
 import subprocess
@@ -138,11 +139,12 @@ def test_the_workdir_lock_is_released_when_its_process_is_killed(tmp_path):
 
 @pytest.mark.parametrize("key, value", [("train.batch_size", 0), ("train.batch_size", -5),
                                         ("model.latent_dim", 0), ("train.num_epochs", 0),
-                                        ("eval.num_samples", -1), ("model.flow_depth", -1)])
+                                        ("eval.num_samples", -1),
+                                        ("model.prior.num_blocks", -1)])
 def test_a_bad_number_is_one_error_naming_the_key_before_anything_is_written(tmp_path, config,
                                                                            key, value):
-  section, name = key.split(".")
-  config[section][name] = value
+  *path, name = key.split(".")
+  functools.reduce(lambda tree, k: tree[k], path, config)[name] = value
   with pytest.raises(ValueError, match=rf"config\.{key}={value}(\.0)? must be"):
     train.train_and_evaluate(config, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()

@@ -16,6 +16,7 @@ from vae_jax.models import create_model
 from vae_jax.models.resnet_vae import LayerPosterior, ResNetVAE
 from vae_jax.nets import pixelcnn
 from vae_jax.nets.weight_norm import WNConv, WNDense
+from vae_jax.models.factory import component
 
 from conftest import tiny_config
 from test_flows import _perturb
@@ -193,8 +194,7 @@ def test_resnet_vae_trains_with_free_bits_per_feature_map(tmp_path):
   config = _cifar10_config(tiny_config("standard"))
   config.model.architecture, config.model.likelihood = "resnet_vae", "discretized_logistic"
   config.model.resnet_vae_layers, config.model.resnet_vae_hidden, config.model.latent_dim = 2, 8, 3
-  config.model.posterior_flow, config.model.posterior_flow_depth = "iaf", 1
-  config.model.iaf_hidden = (8,)
+  config.model.posterior = component("posterior", "iaf", num_steps=1, hidden=(8,))
   config.train.free_bits, config.train.free_bits_groups = 0.1, "channel"
   config.train.optimizer, config.train.polyak_decay = "adamax", 0.9
   config.train.num_epochs, config.train.log_every_steps = 64 * 4 / 50000, 1
@@ -215,7 +215,7 @@ def test_iaf_posterior_vae_density_matches_its_inverse_and_refuses_x_free_analys
   density of the inverted sample minus the forward log-det; the aggregate-posterior inverse,
   which needs an x-independent flow, raises a clear error."""
   config = tiny_config("standard").model
-  config.posterior_flow, config.posterior_flow_depth, config.iaf_hidden = "iaf", 2, (16, 16)
+  config.posterior = component("posterior", "iaf", num_steps=2, hidden=(16, 16))
   model = create_model(config, (8, 8, 1))
   x = (jax.random.uniform(jax.random.PRNGKey(0), (3, 8, 8, 1)) > 0.5).astype(jnp.float32)
   params = _perturb(model.init(jax.random.PRNGKey(1), x, jax.random.PRNGKey(2)),

@@ -10,6 +10,7 @@ from vae_jax.models import HierarchicalVAE, VAE, create_model
 from vae_jax.models import factory
 from vae_jax.nets.dense import MLP
 from vae_jax.nets.gated import GatedMLP
+from vae_jax.models.factory import component
 
 from conftest import tiny_config
 from test_flows import _check_bijector, _perturb
@@ -26,7 +27,7 @@ def test_flow_posterior_density_matches_change_of_variables():
   """log q(z|x) of a RealNVP posterior (Eq. B.1) against an independent computation: invert the
   flow and add log|det d f^-1 / dz| from the autodiff Jacobian."""
   config = tiny_config(prior="standard").model
-  config.posterior_flow_depth = 2
+  config.posterior = component("posterior", "realnvp", num_blocks=2, coupling_hidden=16)
   model = create_model(config, (8, 8, 1))
   x = jax.random.bernoulli(jax.random.PRNGKey(0), 0.4, (3, 8, 8, 1)).astype(jnp.float32)
   params = _perturb(_init(model, x), jax.random.PRNGKey(1), scale=0.1)

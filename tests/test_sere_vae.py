@@ -14,6 +14,7 @@ from vae_jax.distributions import DiagonalGaussian
 from vae_jax.flows.bijectors import LowRankAffine
 from vae_jax.models import create_model
 from vae_jax.models.sere_vae import LatentLayer, SelfReflectiveVAE, block_partition
+from vae_jax.models.factory import component
 from conftest import tiny_config
 
 serevae = config_files.module("configs/serevae.py")
@@ -306,8 +307,8 @@ def test_config_errors_name_the_fix():
   with pytest.raises(ValueError, match="partition='patches'"):
     create_model(config.model, (28, 28, 1))
   config = serevae.mnist_config("mlp", "sere")
-  config.model.prior = "realnvp"
-  with pytest.raises(ValueError, match="prior='standard'"):
+  config.model.prior = component("prior", "realnvp", num_blocks=2)
+  with pytest.raises(ValueError, match="prior.name='standard'"):
     create_model(config.model, (28, 28, 1))
   config = serevae.mnist_config("mlp", "sere")
   config.model.sere.posterior = "exact"

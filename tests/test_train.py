@@ -216,7 +216,7 @@ def test_eight_bit_training_reports_bits_per_dim(tmp_path, config):
 
 
 def test_bad_config_values_and_keys_give_clear_errors(config):
-  config.model.prior = "realnpv"
+  config.model.prior.name = "realnpv"
   with pytest.raises(ValueError, match="valid values: standard, realnvp"):
     configuration.validate(config, num_devices=1)
   with pytest.raises(AttributeError, match="flow_depht"):
@@ -297,7 +297,7 @@ def test_l2_penalty_covers_exactly_the_nonlinear_kernels(config):
             if p[-1].key == "kernel" and any(k.key.startswith("hidden_") for k in p)}
   assert len(hidden) == 3
   coupling = hidden["['prior']['flow']['blocks']['coupling']['mlp']['hidden_0']['kernel']"]
-  assert coupling.shape[0] == config.model.flow_depth
+  assert coupling.shape[0] == config.model.prior.num_blocks
 
 
 def test_the_best_validated_parameters_come_from_after_the_kl_warm_up(tmp_path, config,

@@ -1,5 +1,6 @@
 """Mixture priors (MoG, VampPrior, VampPrior-data, weighted), the two-level HVAEs of Tomczak &
 Welling (2018), their datasets and configs."""
+import functools
 import json
 import math
 import pickle
@@ -17,6 +18,7 @@ from vae_jax.distributions.discretized_logistic import DiscretizedLogistic
 from vae_jax.nets import pixelcnn
 from vae_jax.nets.pixelcnn import VampPixelCNN
 from vae_jax import priors
+from vae_jax.models.factory import component
 
 from conftest import tiny_config
 from test_data import real_data_config
@@ -107,7 +109,7 @@ def _jitted(model, method):
 def _vamp_vae(num_components, prior="vampprior", learn_weights=False, architecture="gated_dense"):
   """A small VampPrior model on 6x6 images, its parameters and a batch."""
   config = vampprior.vampprior_config("static_mnist", "vae", prior, num_components).model
-  config.architecture, config.learn_prior_weights = architecture, learn_weights
+  config.architecture, config.prior.learn_weights = architecture, learn_weights
   config.latent_dim = 8
   model = create_model(config, (6, 6, 1))
   x = jax.random.bernoulli(jax.random.PRNGKey(0), 0.4, (3, 6, 6, 1)).astype(jnp.float32)
@@ -232,9 +234,9 @@ def test_normalized_gradients_have_unit_norm_per_array():
 def test_vampprior_data_run_keeps_its_training_image_pseudo_inputs(tmp_path):
   """A whole run (normalized-gradient Adam, validation, evaluation) with VampPrior *data*: the
   pseudo-inputs are K distinct binarized training images, and training never changes them."""
-  config = tiny_config(prior="vampprior_data")
-  config.model.architecture, config.model.num_components = "gated_dense", 5
-  config.model.min_logstd, config.model.flow_depth = -3.0, 0
+  config = tiny_config(prior="standard")
+  config.model.prior = vampprior.prior_config("vampprior_data", 5)
+  config.model.architecture, config.model.min_logstd = "gated_dense", -3.0
   config.train.num_epochs, config.train.normalize_gradients = 1, True
   config.eval.active_unit_samples, config.eval.num_images = 10, 4
   results = train.train_and_evaluate(config, str(tmp_path))
@@ -252,14 +254,15 @@ def test_vampprior_data_run_keeps_its_training_image_pseudo_inputs(tmp_path):
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("model.posterior_flow_depth", 2, "Gaussian posteriors q\\(z\\|u_k\\)"),
+    ("model.posterior", component("posterior", "realnvp", num_blocks=2),
+     "Gaussian posteriors q\\(z\\|u_k\\)"),
     ("train.strategy", "posthoc", "trains jointly"),
-    ("model.num_components", 0, "num_components=0"),
+    ("model.prior.num_components", 0, "num_components=0"),
 ])
 def test_vampprior_config_errors(key, value, message):
   config = vampprior.vampprior_config("static_mnist", "vae", "vampprior")
-  section, name = key.split(".")
-  config[section][name] = value
+  *path, name = key.split(".")
+  functools.reduce(lambda tree, k: tree[k], path, config)[name] = value
   with pytest.raises(ValueError, match=message):
     configuration.validate(config, 1)
     create_model(config.model, (28, 28, 1))
@@ -272,8 +275,9 @@ def test_every_cell_builds_and_uses_the_paper_settings():
     config = factory()
     configuration.validate(config, 1)
     dataset = name.split("-")[0]
-    assert config.model.num_components == (
-        int(name.split("-K")[1]) if "-K" in name else 1000 if dataset == "omniglot" else 500)
+    if config.model.prior.name != "standard":
+      assert config.model.prior.num_components == (
+          int(name.split("-K")[1]) if "-K" in name else 1000 if dataset == "omniglot" else 500)
     assert config.train.batch_size == 100 and config.eval.num_samples == 5000
   assert cells["omniglot-hvae-vampprior"]().data.num_validation == 1345
 

@@ -171,7 +171,8 @@ def benchmark_cell(cell: str, seconds: float, is_images: int, is_samples: int,
       "is_fraction_of_forward_rate": results["importance_samples_per_second"] / forward_rate,
       "is_nll": results["nll"],
       **(prior_profile(run, params, batch_size, seconds / 2)
-         if config.model.prior != "standard" and config.model.architecture == "dense" else {}),
+         if config.model.prior.name != "standard" and config.model.architecture == "dense"
+         else {}),
   }
 
 
@@ -193,7 +194,7 @@ def reference_comparison(prior: str, seconds: float, is_images: int, is_samples:
     holder[0], sums = train_steps(holder[0], run.train_images, order, steps_per_call)
     return sums
   reference_steps = 50
-  components = config.model.num_components if prior == "vampprior" else 0
+  components = config.model.prior.num_components if prior == "vampprior" else 0
   calls = {"library": (library_call, steps_per_call),
            "reference": (reference_step.make(components, reference_steps), reference_steps)}
   rates = {name: [] for name in calls}

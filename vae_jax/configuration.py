@@ -11,8 +11,7 @@ import ml_collections
 
 from vae_jax import bounds
 
-from vae_jax.models.factory import (ARCHITECTURES, FLOW_TYPES, LIKELIHOODS, POSTERIOR_FLOWS,
-                                    PRIORS, PSEUDO_INPUT_PRIORS)
+from vae_jax.models import factory
 
 STRATEGIES = ("joint", "posthoc", "iterative")
 OPTIMIZERS = ("adam", "adamax")
@@ -48,32 +47,21 @@ def base_config() -> ml_collections.ConfigDict:
       hidden_units=(500, 500),  # the dense encoder's and decoder's layers
       min_logstd=-11.0,  # lower clip of the posterior's log-std (Xu et al. 2020, B.6)
       likelihood="bernoulli",  # bernoulli (binary images) | discretized_logistic (8-bit, B.5)
-      # standard | realnvp | af (autoregressive flow, VLAE Section 3.2) | mog | vampprior |
-      # vampprior_data (mixture priors of Tomczak & Welling 2018, Eq. 9 and Section 4)
-      prior="standard",
-      flow_depth=0,  # K of the prior's RealNVP, or the steps of the AF prior (VLAE: 4)
-      af_hidden=(640, 640, 640),  # VLAE Appendix A: each AF step a 3-layer MADE of 640 ReLUs
-      af_mean_only=True,  # VLAE Appendix A: mean-only AF, "more numerically stable"
-      # Mixture priors: K components or pseudo-inputs (VampPrior paper: 500; 1000 on Omniglot),
-      # learned mixture weights (Eq. 16; the paper's own priors are uniform), and the initial
-      # N(mean, std^2) of the pseudo-inputs (the authors' code: 0.05, 0.01).
-      num_components=500,
-      learn_prior_weights=False,
-      pseudo_input_mean=0.05,
-      pseudo_input_std=0.01,
-      posterior_flow="realnvp",  # realnvp (Eq. B.1) | iaf (Kingma et al. 2016, Algorithm 1)
-      posterior_flow_depth=0,  # K blocks (RealNVP) or steps (IAF) of the posterior flow; 0: Gaussian
-      iaf_hidden=(320, 320),  # IAF Section 6.1: each step a 2-layer MADE; Table 1 width 320 or 1920
-      iaf_location_only=False,  # IAF Table 3: z' = z + m instead of the gated update
+      # p(z) and q(z|x): each a name and its module's keywords (factory.PRIORS, .POSTERIORS).
+      # Priors: standard | realnvp (num_blocks, coupling_hidden, pure; Xu et al. 2020) | af
+      # (num_steps, hidden, mean_only; VLAE Section 3.2) | mog, vampprior (num_components,
+      # learn_weights; vampprior also from_data, init_mean, init_std; Tomczak & Welling 2018).
+      # Posteriors: gaussian | realnvp (Eq. B.1) | iaf (num_steps, hidden, location_only,
+      # activation; Kingma et al. 2016).
+      prior=factory.component("prior", "standard"),
+      posterior=factory.component("posterior", "gaussian"),
       # resnet_vae (IAF Appendix C): stochastic layers ("ResNet depth", Tables 3-4), channels of
       # the deterministic features (160 in the paper's code; our reading), and the inference
-      # direction (C.1). latent_dim is its z channels per layer (32), posterior_flow='iaf' with
-      # posterior_flow_depth steps and iaf_hidden the masked-conv IAF's hidden channels.
+      # direction (C.1). latent_dim is its z channels per layer (32); posterior 'iaf' gives the
+      # steps and hidden channels of its masked-conv IAF.
       resnet_vae_layers=4,
       resnet_vae_hidden=160,
       inference="bidirectional",  # bidirectional | bottom_up
-      flow_type="full",  # full: InvertibleDense -> Coupling -> ActNorm; pure: couplings only (B.7)
-      coupling_hidden=256,  # units (channels for resnet_cifar) of each RealNVP coupling network
       # resnet_cifar: the fraction of B.5's channel counts in the encoder and decoder (1: the
       # paper's; smaller for CPU budgets; the 8x8x32 latent is unchanged)
       width=1.0,
@@ -167,19 +155,17 @@ def _check_choice(value, valid, key):
 
 def validate(config, num_devices: int) -> None:
   """Raises ValueError with an actionable message for an inconsistent config."""
-  _check_choice(config.model.architecture, ARCHITECTURES, "model.architecture")
-  _check_choice(config.model.prior, PRIORS, "model.prior")
-  _check_choice(config.model.likelihood, LIKELIHOODS, "model.likelihood")
-  _check_choice(config.model.flow_type, FLOW_TYPES, "model.flow_type")
-  _check_choice(config.model.posterior_flow, POSTERIOR_FLOWS, "model.posterior_flow")
+  try:
+    factory.check_choices(config.model)
+  except ValueError as e:
+    raise ConfigError(str(e)) from e
   _check_choice(config.train.strategy, STRATEGIES, "train.strategy")
   _check_choice(config.train.optimizer, OPTIMIZERS, "train.optimizer")
   _check_choice(config.train.free_bits_groups, bounds.FREE_BITS_GROUPS, "train.free_bits_groups")
-  if config.model.prior in PSEUDO_INPUT_PRIORS and config.train.strategy != "joint":
+  if config.model.prior.name == "vampprior" and config.train.strategy != "joint":
     raise ConfigError("A VampPrior shares the encoder, so it trains jointly with the VAE: set "
                       "config.train.strategy='joint'.")
   positive = {"model.latent_dim": config.model.latent_dim,
-              "model.coupling_hidden": config.model.coupling_hidden,
               "train.batch_size": config.train.batch_size,
               "train.num_epochs": config.train.num_epochs,
               "train.validation_samples": config.train.validation_samples,
@@ -190,17 +176,12 @@ def validate(config, num_devices: int) -> None:
   for key, value in positive.items():
     if value <= 0:
       raise ConfigError(f"config.{key}={value} must be > 0.")
-  for key in ("flow_depth", "posterior_flow_depth"):
-    if config.model[key] < 0:
-      raise ConfigError(f"config.model.{key}={config.model[key]} must be >= 0.")
   if config.model.width <= 0:
     raise ConfigError(f"config.model.width={config.model.width} must be > 0.")
   if config.model.width != 1 and config.model.architecture != "resnet_cifar":
     raise ConfigError(f"config.model.width={config.model.width} scales the CIFAR-10 ResnetVAE's "
                       "channels (architecture 'resnet_cifar'); leave it at 1 for "
                       f"{config.model.architecture!r}.")
-  if config.model.num_components < 1:
-    raise ConfigError(f"config.model.num_components={config.model.num_components} must be >= 1.")
   if not 0 <= config.train.polyak_decay < 1:
     raise ConfigError(f"config.train.polyak_decay={config.train.polyak_decay} must be in [0, 1).")
   train, evaluation = config.train, config.eval
@@ -234,10 +215,61 @@ def to_json(config) -> str:
 
 
 def from_json(text: str) -> ml_collections.ConfigDict:
-  """A config saved by `to_json`, restored over `base_config()` so every key is checked."""
+  """A config saved by `to_json`, restored over `base_config()` so every key is checked; one
+  saved before issue #20 (model.prior a name, flow_depth, ...) is converted (`upgrade_model`)."""
+  tree = json.loads(text)
+  model = upgrade_model(tree.pop("model", {}))
   config = base_config()
-  config.update_from_flattened_dict(flatten(json.loads(text)))
+  for kind in factory.COMPONENTS:
+    if kind in model:
+      config.model[kind] = factory.component(kind, **model.pop(kind))
+  config.update_from_flattened_dict(flatten({**tree, "model": model}))
   return config
+
+
+# The keys of model.prior and model.posterior before issue #20, with their defaults then (older
+# config.json files lack the keys added later).
+_OLD_COMPONENT_KEYS = dict(flow_depth=20, flow_type="full", coupling_hidden=256,
+                           af_hidden=(640, 640, 640), af_mean_only=True, num_components=500,
+                           learn_prior_weights=False, pseudo_input_mean=0.05,
+                           pseudo_input_std=0.01, posterior_flow="realnvp", posterior_flow_depth=0,
+                           iaf_hidden=(320, 320), iaf_location_only=False)
+
+
+def upgrade_model(model: dict) -> dict:
+  """A config.json's `model` tree in today's form: before issue #20, `prior` was a name with its
+  options spread over the model's keys (flow_depth was the RealNVP's K or the AF's steps), and
+  the posterior flow was `posterior_flow` with `posterior_flow_depth` (0: Gaussian)."""
+  if not isinstance(model.get("prior"), str):
+    return dict(model)
+  old = {**_OLD_COMPONENT_KEYS, **model}
+  new = {k: v for k, v in model.items() if k not in _OLD_COMPONENT_KEYS}
+  realnvp = dict(coupling_hidden=old["coupling_hidden"], pure=old["flow_type"] == "pure")
+  prior = old["prior"]
+  if prior == "realnvp":
+    new["prior"] = dict(name="realnvp", num_blocks=old["flow_depth"], **realnvp)
+  elif prior == "af":
+    new["prior"] = dict(name="af", num_steps=old["flow_depth"], hidden=old["af_hidden"],
+                        mean_only=old["af_mean_only"])
+  elif prior == "mog":
+    new["prior"] = dict(name="mog", num_components=old["num_components"],
+                        learn_weights=old["learn_prior_weights"])
+  elif prior in ("vampprior", "vampprior_data"):
+    new["prior"] = dict(name="vampprior", num_components=old["num_components"],
+                        learn_weights=old["learn_prior_weights"],
+                        from_data=prior == "vampprior_data", init_mean=old["pseudo_input_mean"],
+                        init_std=old["pseudo_input_std"])
+  else:
+    new["prior"] = dict(name=prior)
+  depth = old["posterior_flow_depth"]
+  if not depth:
+    new["posterior"] = dict(name="gaussian")
+  elif old["posterior_flow"] == "realnvp":
+    new["posterior"] = dict(name="realnvp", num_blocks=depth, **realnvp)
+  else:
+    new["posterior"] = dict(name="iaf", num_steps=depth, hidden=old["iaf_hidden"],
+                            location_only=old["iaf_location_only"])
+  return new
 
 
 def flatten(tree, prefix=""):

@@ -39,7 +39,7 @@ def library_call():
   return sums
 
 
-components = config.model.num_components if prior == "vampprior" else 0
+components = config.model.prior.num_components if prior == "vampprior" else 0
 calls = {"library": (library_call, steps_per_call),
          "reference": (reference_step.make(components, 50), 50)}
 rates = {name: [] for name in calls}

@@ -175,7 +175,7 @@ def rate_distortion(workdirs, options: Options) -> dict:
   rows = []
   for w in workdirs:
     model_config = w.run.config.model
-    depth = model_config.flow_depth if model_config.prior == "realnvp" else 0
+    depth = model_config.prior.num_blocks if model_config.prior.name == "realnvp" else 0
     elbo = elbo_decomposition(w, options)
     arrays = overlap_arrays(w, options)
     rows.append({"label": w.label, "K": depth, "beta": w.run.config.train.beta,

@@ -1,6 +1,9 @@
 """Builds a model from `config.model` and the data's image shape (Xu et al. 2020, B.2, B.5, B.13;
 Kingma et al. 2016; Chen et al. 2017; Tomczak & Welling 2018, Section 5.1)."""
+import dataclasses
 from typing import Sequence
+
+import ml_collections
 
 from vae_jax import flows, nets, priors
 from vae_jax.models import heads
@@ -20,20 +23,74 @@ DENSE_ARCHITECTURES = ("dense", "gated_dense", "hvae")
 # The two-level models of Tomczak & Welling (2018): HVAE, ConvHVAE, PixelHVAE.
 _VAMPPRIOR_HVAES = ("hvae", "conv_hvae", "pixel_hvae")
 INFERENCE = ("bidirectional", "bottom_up")
-PRIORS = ("standard", "realnvp", "af", "mog", "vampprior", "vampprior_data")
-# Priors whose components are the model's posteriors of pseudo-inputs (Tomczak & Welling 2018).
-PSEUDO_INPUT_PRIORS = ("vampprior", "vampprior_data")
 # discretized_logistic_mixture: PixelCNN++'s mixture, for the SeRe-VAE's CIFAR-10 model (4.2.1).
 LIKELIHOODS = ("bernoulli", "discretized_logistic", "discretized_logistic_mixture")
-FLOW_TYPES = ("full", "pure")
-POSTERIOR_FLOWS = ("realnvp", "iaf")
 # B.5: the CIFAR-10 latent is an 8 x 8 x C tensor.
 _CIFAR_LATENT_SIZE = 8
+
+# Components chosen by a config sub-tree {name, **kwargs}: the module of each name, built as
+# Module(**kwargs, **context) where the model supplies the context (shapes). A new prior is its
+# module and one line here. "gaussian": the posterior without a flow.
+PRIORS = {"standard": priors.StandardNormalPrior, "realnvp": priors.RealNVPPrior,
+          "af": priors.AutoregressiveFlowPrior, "mog": priors.MixtureOfGaussiansPrior,
+          "vampprior": priors.VampPrior}
+POSTERIORS = {"gaussian": None, "realnvp": flows.RealNVP, "iaf": IAF}
+COMPONENTS = {"prior": PRIORS, "posterior": POSTERIORS}
+_CONTEXT = ("latent_shape", "latent_dim", "image_shape", "event_ndims", "parent", "name")
 
 
 def _choice(value, valid, key):
   if value not in valid:
-    raise ValueError(f"config.model.{key}={value!r} is not one of {', '.join(valid)}.")
+    raise ValueError(f"config.model.{key}={value!r}; valid values: {', '.join(valid)}.")
+
+
+def component_options(kind: str, name: str) -> dict:
+  """{keyword: default, or dataclasses.MISSING where the config must give it} of a component."""
+  module = COMPONENTS[kind][name]
+  return {} if module is None else {f.name: f.default for f in dataclasses.fields(module)
+                                    if f.name not in _CONTEXT}
+
+
+def check_component(kind: str, tree) -> None:
+  """Raises ValueError unless `tree` names a registered `kind` with only its keywords."""
+  name = tree.get("name")
+  _choice(name, tuple(COMPONENTS[kind]), f"{kind}.name")
+  options = component_options(kind, name)
+  unknown = sorted(set(tree) - {"name"} - set(options))
+  missing = sorted(k for k, v in options.items() if v is dataclasses.MISSING and k not in tree)
+  if unknown or missing:
+    raise ValueError(f"config.model.{kind} {name!r} takes {', '.join(options) or 'no options'}"
+                     + (f"; not {', '.join(unknown)}" if unknown else "")
+                     + (f"; it needs {', '.join(missing)}" if missing else "") + ".")
+  for key, value in tree.items():
+    if key.startswith("num_") and value < 1:
+      raise ValueError(f"config.model.{kind}.{key}={value} must be >= 1.")
+
+
+def check_choices(model_config) -> None:
+  """The one place where the model's choices are checked (config validation and create_model)."""
+  _choice(model_config.architecture, ARCHITECTURES, "architecture")
+  _choice(model_config.likelihood, LIKELIHOODS, "likelihood")
+  _choice(model_config.inference, INFERENCE, "inference")
+  for kind in COMPONENTS:
+    check_component(kind, model_config[kind])
+
+
+def component(kind: str, name: str, **kwargs) -> ml_collections.ConfigDict:
+  """The config sub-tree of a prior or posterior: its name and every keyword of its module, with
+  the module's defaults where `kwargs` gives none; locked, so a misspelt key fails."""
+  check_component(kind, {"name": name, **kwargs})
+  options = {k: v for k, v in component_options(kind, name).items()
+             if v is not dataclasses.MISSING}
+  tree = ml_collections.ConfigDict({"name": name, **options, **kwargs})
+  tree.lock()
+  return tree
+
+
+def _build(kind: str, tree, **context):
+  check_component(kind, tree)
+  kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in tree.items() if k != "name"}
+  return COMPONENTS[kind][tree["name"]](**kwargs, **context)
 
 
 def latent_shape(model_config) -> tuple:
@@ -44,32 +101,16 @@ def latent_shape(model_config) -> tuple:
 
 def create_prior(model_config, image_shape=None):
   """p(z) (p(z2) for the two-level models); `image_shape` sizes a VampPrior's pseudo-inputs."""
-  _choice(model_config.prior, PRIORS, "prior")
-  _choice(model_config.flow_type, FLOW_TYPES, "flow_type")
+  prior = model_config.prior
   shape = latent_shape(model_config)
-  if model_config.prior == "standard":
-    return priors.StandardNormalPrior(shape)
-  if model_config.prior in ("mog",) + PSEUDO_INPUT_PRIORS:
-    if len(shape) != 1:
-      raise ValueError(f"config.model.prior={model_config.prior!r} is a mixture over a latent "
-                       f"vector; {model_config.architecture} has a latent tensor {shape}.")
-    if model_config.prior == "mog":
-      return priors.MixtureOfGaussiansPrior(shape[0], model_config.num_components,
-                                            model_config.learn_prior_weights)
-    return priors.VampPrior(image_shape, model_config.num_components,
-                            model_config.learn_prior_weights,
-                            from_data=model_config.prior == "vampprior_data",
-                            init_mean=model_config.pseudo_input_mean,
-                            init_std=model_config.pseudo_input_std)
-  if model_config.prior == "af":
-    if len(shape) != 1:
-      raise ValueError("config.model.prior='af' (a MADE autoregressive flow) needs a latent vector; "
-                       f"{model_config.architecture} has a latent tensor {shape}.")
-    return priors.AutoregressiveFlowPrior(shape[0], model_config.flow_depth,
-                                          tuple(model_config.af_hidden),
-                                          model_config.af_mean_only)
-  return priors.RealNVPPrior(shape, model_config.flow_depth, model_config.coupling_hidden,
-                             pure=model_config.flow_type == "pure")
+  if prior.name in ("standard", "realnvp"):
+    return _build("prior", prior, latent_shape=shape)
+  if len(shape) != 1:
+    raise ValueError(f"config.model.prior {prior.name!r} is over a latent vector; "
+                     f"{model_config.architecture} has a latent tensor {shape}.")
+  if prior.name == "vampprior":
+    return _build("prior", prior, image_shape=image_shape)
+  return _build("prior", prior, latent_dim=shape[0])
 
 
 def _networks(architecture: str, image_shape, width: float = 1.0):
@@ -92,7 +133,6 @@ def _networks(architecture: str, image_shape, width: float = 1.0):
 
 
 def _head(model_config, image_shape):
-  _choice(model_config.likelihood, LIKELIHOODS, "likelihood")
   channels = image_shape[-1]
   logistic = model_config.likelihood == "discretized_logistic"
   if model_config.architecture == "pixel_hvae":
@@ -111,8 +151,8 @@ def _head(model_config, image_shape):
 
 
 def create_model(model_config, image_shape: Sequence[int]):
+  check_choices(model_config)
   architecture = model_config.architecture
-  _choice(architecture, ARCHITECTURES, "architecture")
   image_shape = tuple(image_shape)
   if architecture == "resnet_vae":
     return _resnet_vae(model_config, image_shape)
@@ -121,9 +161,9 @@ def create_model(model_config, image_shape: Sequence[int]):
   if model_config.likelihood == "discretized_logistic_mixture":
     raise ValueError("config.model.likelihood='discretized_logistic_mixture' is the SeRe-VAE's "
                      "(architecture 'sere'); use 'discretized_logistic' here.")
-  if model_config.prior in PSEUDO_INPUT_PRIORS and model_config.posterior_flow_depth:
+  if model_config.prior.name == "vampprior" and model_config.posterior.name != "gaussian":
     raise ValueError("The VampPrior's components are the Gaussian posteriors q(z|u_k): set "
-                     "config.model.posterior_flow_depth=0.")
+                     "config.model.posterior.name='gaussian'.")
   if architecture in _VAMPPRIOR_HVAES:
     return _vampprior_hvae(model_config, image_shape)
   head, prior = _head(model_config, image_shape), create_prior(model_config, image_shape)
@@ -146,9 +186,9 @@ def create_model(model_config, image_shape: Sequence[int]):
         "resnet" if architecture in ("pixel", "resnet_hvae") else architecture, image_shape,
         model_config.width)
   if architecture == "resnet_hvae":
-    if model_config.posterior_flow_depth:
+    if model_config.posterior.name != "gaussian":
       raise ValueError("The ResnetHVAE of B.13 has Gaussian posteriors: set "
-                       "config.model.posterior_flow_depth=0.")
+                       "config.model.posterior.name='gaussian'.")
     # B.13: t(x) = h(x) -> Dense[150 -> 150], u(z2) = z2 -> Dense[150 -> 150],
     # g(x, z2) = Concat[t, u] -> Dense[300], and t_theta(z2) = z2 -> Dense[150 -> 150].
     return HierarchicalVAE(encoder=encoder, decoder=decoder, head=head, prior=prior,
@@ -162,29 +202,28 @@ def create_model(model_config, image_shape: Sequence[int]):
 
 def _posterior_flow(model_config, shape):
   """None (Gaussian q), a RealNVP (Xu et al. 2020, Eq. B.1) or an IAF (Kingma et al. 2016)."""
-  _choice(model_config.posterior_flow, POSTERIOR_FLOWS, "posterior_flow")
-  depth = model_config.posterior_flow_depth
-  if not depth:
+  posterior = model_config.posterior
+  if posterior.name == "gaussian":
     return None
-  if model_config.posterior_flow == "realnvp":
-    return flows.RealNVP(depth, model_config.coupling_hidden, len(shape),
-                         pure=model_config.flow_type == "pure")
+  if posterior.name == "realnvp":
+    return _build("posterior", posterior, event_ndims=len(shape))
   if len(shape) != 1:
-    raise ValueError("config.model.posterior_flow='iaf' (a MADE over a latent vector) needs a "
-                     f"latent vector; {model_config.architecture} has a latent tensor {shape}.")
-  return IAF(depth, tuple(model_config.iaf_hidden), model_config.iaf_location_only)
+    raise ValueError("config.model.posterior 'iaf' (a MADE over a latent vector) needs a latent "
+                     f"vector; {model_config.architecture} has a latent tensor {shape}.")
+  return _build("posterior", posterior)
 
 
 def _resnet_vae(model_config, image_shape):
   """The ResNet VAE of IAF Appendix C: its own priors (top-down) and likelihood."""
-  _choice(model_config.inference, INFERENCE, "inference")
-  if model_config.likelihood != "discretized_logistic" or model_config.prior != "standard":
+  if model_config.likelihood != "discretized_logistic" or model_config.prior.name != "standard":
     raise ValueError("The resnet_vae architecture (IAF Appendix C) has its own hierarchical "
-                     "prior and a discretized logistic likelihood: set config.model.prior="
+                     "prior and a discretized logistic likelihood: set config.model.prior.name="
                      "'standard' and config.model.likelihood='discretized_logistic'.")
-  if model_config.posterior_flow_depth and model_config.posterior_flow != "iaf":
-    raise ValueError("The resnet_vae posteriors are Gaussian or IAF: set "
-                     "config.model.posterior_flow='iaf' or posterior_flow_depth=0.")
+  posterior = model_config.posterior
+  if posterior.name == "realnvp" or posterior.get("activation", "elu") != "elu":
+    raise ValueError("The resnet_vae posteriors are Gaussian or an IAF of ELU MADEs (C.1): set "
+                     "config.model.posterior.name to 'gaussian' or 'iaf' (activation 'elu').")
+  iaf = posterior.name == "iaf"
   if image_shape[0] % 2 or image_shape[1] % 2:
     raise ValueError(f"resnet_vae subsamples by 2 (C.4): image sides must be even, not "
                      f"{image_shape}.")
@@ -192,9 +231,9 @@ def _resnet_vae(model_config, image_shape):
                    hidden=model_config.resnet_vae_hidden,
                    latent_channels=model_config.latent_dim,
                    bidirectional=model_config.inference == "bidirectional",
-                   iaf_steps=model_config.posterior_flow_depth,
-                   iaf_hidden=tuple(model_config.iaf_hidden),
-                   location_only=model_config.iaf_location_only, image_shape=image_shape,
+                   iaf_steps=posterior.num_steps if iaf else 0,
+                   iaf_hidden=tuple(posterior.hidden) if iaf else (),
+                   location_only=iaf and posterior.location_only, image_shape=image_shape,
                    min_logstd=model_config.min_logstd)
 
 
@@ -208,9 +247,9 @@ def _decoder_channels(model_config, image_shape) -> int:
 def _vampprior_hvae(model_config, image_shape):
   """HVAE, ConvHVAE or PixelHVAE (L = 2) of Tomczak & Welling (2018), Eq. (10)-(15), Section 5.1."""
   architecture = model_config.architecture
-  if model_config.posterior_flow_depth:
+  if model_config.posterior.name != "gaussian":
     raise ValueError(f"The {architecture} of Tomczak & Welling (2018) has Gaussian posteriors: set "
-                     "config.model.posterior_flow_depth=0.")
+                     "config.model.posterior.name='gaussian'.")
   latent = model_config.latent_dim
   width = gated.MLP_WIDTH
   if architecture == "hvae":
@@ -246,9 +285,10 @@ def _sere_vae(model_config, image_shape):
     raise ValueError("The SeRe-VAE models pixels as Bernoulli or with a mixture of discretized "
                      "logistics: set config.model.likelihood to 'bernoulli' or "
                      "'discretized_logistic_mixture'.")
-  if model_config.prior != "standard" or model_config.posterior_flow_depth:
+  if model_config.prior.name != "standard" or model_config.posterior.name != "gaussian":
     raise ValueError("The SeRe-VAE has its own hierarchical prior and posterior layers: set "
-                     "config.model.prior='standard' and config.model.posterior_flow_depth=0.")
+                     "config.model.prior.name='standard' and config.model.posterior.name="
+                     "'gaussian'.")
   if sere.network in ("resnet", "mlp") and sere.partition != "raster":
     raise ValueError(f"config.model.sere.network={sere.network!r} generates raster blocks of "
                      "pixels (4.1); patches go with network='conv' (4.2.1).")
