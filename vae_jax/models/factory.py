@@ -87,10 +87,17 @@ def component(kind: str, name: str, **kwargs) -> ml_collections.ConfigDict:
   return tree
 
 
+def _fields(kind: str, name: str) -> set:
+  return {f.name for f in dataclasses.fields(COMPONENTS[kind][name])}
+
+
 def _build(kind: str, tree, **context):
+  """The component of `tree`, given the parts of `context` (shapes) that its module declares."""
   check_component(kind, tree)
   kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in tree.items() if k != "name"}
-  return COMPONENTS[kind][tree["name"]](**kwargs, **context)
+  fields = _fields(kind, tree["name"])
+  return COMPONENTS[kind][tree["name"]](**kwargs,
+                                        **{k: v for k, v in context.items() if k in fields})
 
 
 def latent_shape(model_config) -> tuple:
@@ -103,14 +110,10 @@ def create_prior(model_config, image_shape=None):
   """p(z) (p(z2) for the two-level models); `image_shape` sizes a VampPrior's pseudo-inputs."""
   prior = model_config.prior
   shape = latent_shape(model_config)
-  if prior.name in ("standard", "realnvp"):
-    return _build("prior", prior, latent_shape=shape)
-  if len(shape) != 1:
+  if "latent_dim" in _fields("prior", prior.name) and len(shape) != 1:
     raise ValueError(f"config.model.prior {prior.name!r} is over a latent vector; "
                      f"{model_config.architecture} has a latent tensor {shape}.")
-  if prior.name == "vampprior":
-    return _build("prior", prior, image_shape=image_shape)
-  return _build("prior", prior, latent_dim=shape[0])
+  return _build("prior", prior, latent_shape=shape, latent_dim=shape[-1], image_shape=image_shape)
 
 
 def _networks(architecture: str, image_shape, width: float = 1.0):
