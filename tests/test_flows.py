@@ -192,3 +192,15 @@ def test_low_rank_affine_log_det_and_inverse_against_autodiff():
   z, log_det = batched.forward_and_log_det(jnp.stack([x, -x]))
   assert z.shape == (2, 6, DIM) and log_det.shape == (2, 6)
   np.testing.assert_allclose(batched.inverse(z)[0], x, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("event_ndims, shape, looped", [(1, (4, 6), True), (3, (2, 4, 4, 4), False)])
+def test_stacked_blocks_loop_over_dense_couplings_and_unroll_convolutional_ones(event_ndims, shape,
+                                                                                looped):
+  """A scan of K dense blocks is one loop in the compiled program; convolutional blocks are
+  unrolled, since XLA:CPU runs convolutions inside loops many times slower (issue #17)."""
+  module = RealNVP(3, coupling_hidden=8, event_ndims=event_ndims)
+  x = jax.random.normal(jax.random.PRNGKey(0), shape)
+  params = module.init(jax.random.PRNGKey(1), x)
+  forward = jax.jit(lambda p, x: module.apply(p, x).forward_and_log_det(x))
+  assert ("while" in forward.lower(params, x).as_text()) == looped
