@@ -14,7 +14,6 @@ times measure overhead, not speed-up.
 import argparse
 import json
 import os
-import shlex
 import subprocess
 import sys
 
@@ -23,6 +22,8 @@ if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
 import numpy as np  # pylint: disable=wrong-import-position
+
+from launch.runs import display  # pylint: disable=wrong-import-position
 
 SETUPS = {  # name -> (launcher prefix, environment)
     "1 process, 1 device": ([], {}),
@@ -43,7 +44,7 @@ def run_setup(name, workdir, config, overrides):
   full = ([sys.executable] + prefix + command) if prefix else command
   environment = dict(os.environ, **env)
   shown = " ".join(f"{k}={v}" for k, v in env.items())
-  shown = (shown + " " if shown else "") + shlex.join(["python"] + full[1:])
+  shown = (shown + " " if shown else "") + display(full)
   print(f"== {name}: {shown}", flush=True)
   if not os.path.exists(os.path.join(workdir, "eval_test.json")):
     subprocess.run(full, cwd=ROOT, env=environment, check=True)
