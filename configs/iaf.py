@@ -46,7 +46,9 @@ def iaf_mnist(depth: int, width: int, dataset: str = "mnist") -> ml_collections.
   diagonal-covariance baseline)."""
   config = adamax_defaults(dataset)
   model = config.model
-  model.architecture, model.latent_dim = "iaf_resnet", 32
+  model.latent_dim = 32
+  model.encoder, model.decoder = component("encoder", "iaf_resnet"), component("decoder", "iaf_resnet")
+  model.likelihood = component("likelihood", "bernoulli", project=True, weight_norm=True)
   # Section 6.1: each step a 2-layer MADE, ELU (Appendix B)
   model.posterior = (component("posterior", "iaf", num_steps=depth, hidden=(width, width))
                      if depth else component("posterior", "gaussian"))
@@ -60,11 +62,13 @@ def resnet_vae_cifar(layers: int, inference: str, iaf_hidden_layers: int, iaf_st
   Gaussian; 0 the linear IAF; 1 or 2 the nonlinear IAF."""
   config = adamax_defaults("cifar10")
   model = config.model
-  model.architecture, model.likelihood = "resnet_vae", "discretized_logistic"
-  model.latent_dim, model.resnet_vae_layers, model.inference = 32, layers, inference
+  model.name, model.latent_dim = "resnet_vae", 32
+  model.encoder, model.decoder = component("encoder", "none"), component("decoder", "none")
+  model.likelihood = component("likelihood", "discretized_logistic")
+  model.resnet_vae.layers, model.resnet_vae.inference = layers, inference
   model.posterior = (component("posterior", "gaussian") if iaf_hidden_layers < 0 else component(
       "posterior", "iaf", num_steps=iaf_steps, location_only=location_only,
-      hidden=(model.resnet_vae_hidden,) * iaf_hidden_layers))
+      hidden=(model.resnet_vae.hidden,) * iaf_hidden_layers))
   config.train.batch_size = 32
   config.train.free_bits, config.train.free_bits_groups = _CIFAR_FREE_BITS, "channel"
   config.eval.num_samples, config.eval.sample_chunk, config.eval.batch_size = 1000, 10, 50

@@ -13,7 +13,7 @@ def get_config():
   config = config_files.module("configs/xu2020.py").paper_defaults()
   config.data.name = "digits"
   config.model.latent_dim = 8
-  config.model.hidden_units = (128, 128)
+  config.model.encoder.features = config.model.decoder.features = (128, 128)
   config.model.prior = component("prior", "realnvp", num_blocks=4, coupling_hidden=64)
   config.train.num_epochs = 100
   config.train.batch_size = 64

@@ -55,6 +55,7 @@ import functools
 import ml_collections
 
 from vae_jax import config_files, configuration
+from vae_jax.models.factory import component
 
 IS_SAMPLES = 1000  # Tables 1-2: "1000 importance samples"
 _MNIST_LAYERS, _MNIST_LATENTS = 10, 10  # 4.1.1: 10 layers, N_l = 10
@@ -83,7 +84,8 @@ def _base(dataset: str) -> ml_collections.ConfigDict:
   config = configuration.base_config()
   config.data.name = dataset
   m = config.model
-  m.architecture = "sere"
+  m.name = "sere"  # its own networks and likelihood heads
+  m.encoder, m.decoder = component("encoder", "none"), component("decoder", "none")
   t = config.train
   t.num_epochs, t.batch_size = float(_EPOCHS[dataset]), 128
   t.learning_rates, t.lr_boundaries = (1e-3, 1e-4), (0.8,)
@@ -115,7 +117,8 @@ def cifar_config(case: str) -> ml_collections.ConfigDict:
   """Section 4.2.1: the 16-layer patch model on CIFAR-10, couplings by `case`."""
   config = _base("cifar10")
   m = config.model
-  m.latent_dim, m.likelihood = _CIFAR_LATENT_CHANNELS, "discretized_logistic_mixture"
+  m.latent_dim = _CIFAR_LATENT_CHANNELS
+  m.likelihood = component("likelihood", "discretized_logistic_mixture")
   sere = m.sere
   sere.layers, sere.network, sere.partition = _CIFAR_LAYERS, "conv", "patches"
   sere.width = sere.encoder_width = _CONV_WIDTH

@@ -48,8 +48,7 @@ _OMNIGLOT_VALIDATION = 1345  # Supplement 8.4.1
 DATASETS = ("static_mnist", "mnist", "omniglot", "caltech101_silhouettes", "freyfaces",
             "histopathology")
 GRAY_DATASETS = ("freyfaces", "histopathology")  # discretized logistic, bits/dim
-MODELS = {"vae": "gated_dense", "hvae": "hvae", "conv_hvae": "conv_hvae",
-          "pixel_hvae": "pixel_hvae"}
+MODELS = ("vae", "hvae", "conv_hvae", "pixel_hvae")
 PRIORS = ("standard", "mog", "vampprior_data", "vampprior")
 # Figure 2 (HVAE on static MNIST, ELBO vs K for SG, MoG, VampPrior) and Figure 3 (active units
 # of z1, z2 vs K) vary K; the paper's axis values are not in our text: ours.
@@ -73,6 +72,24 @@ def prior_config(prior: str, num_components: int) -> ml_collections.ConfigDict:
                    from_data=prior == "vampprior_data", init_mean=0.05, init_std=0.01)
 
 
+def networks(model: str, likelihood: str):
+  """(model name, encoder, decoder, likelihood) of a Section 5.1 model for `likelihood`
+  'bernoulli' (binary data) or 'discretized_logistic' (gray)."""
+  two_latent = model != "vae"
+  projected = likelihood == "bernoulli" and model == "conv_hvae"  # conv features -> 1x1 conv
+  head = component("likelihood", likelihood, **({"project": True} if projected else {}))
+  if model in ("vae", "hvae"):  # MLPs of two gated layers of 300 units
+    return ("hvae" if two_latent else "vae", component("encoder", "gated"),
+            component("decoder", "two_latent" if two_latent else "gated"), head)
+  if model == "pixel_hvae":  # the decoder's map feeds a PixelCNN (the authors' code)
+    return ("hvae", component("encoder", "gated_conv"),
+            component("decoder", "two_latent", conv=True, conv_layers=()),
+            component("likelihood", "masked_pixelcnn", vampprior=True,
+                      discretized_logistic=likelihood == "discretized_logistic"))
+  return ("hvae", component("encoder", "gated_conv"),
+          component("decoder", "two_latent", conv=True), head)
+
+
 def vampprior_config(dataset: str, model: str, prior: str,
                      num_components: int = 0) -> ml_collections.ConfigDict:
   """A model of Section 5.1 on `dataset`; num_components 0: the paper's K for the dataset."""
@@ -84,8 +101,9 @@ def vampprior_config(dataset: str, model: str, prior: str,
   if dataset == "omniglot":
     config.data.num_validation = _OMNIGLOT_VALIDATION
   m = config.model
-  m.architecture, m.latent_dim = MODELS[model], _LATENT
-  m.likelihood = "discretized_logistic" if dataset in GRAY_DATASETS else "bernoulli"
+  m.latent_dim = _LATENT
+  m.name, m.encoder, m.decoder, m.likelihood = networks(
+      model, "discretized_logistic" if dataset in GRAY_DATASETS else "bernoulli")
   m.prior = prior_config(prior, num_components or default_components(dataset))
   m.min_logstd = _MIN_LOGSTD
   t = config.train

@@ -37,7 +37,9 @@ def vlae(dataset: str) -> ml_collections.ConfigDict:
   """VLAE (Appendix A) on a 28x28 binary dataset."""
   config = iaf.adamax_defaults(dataset)
   model = config.model
-  model.architecture, model.latent_dim = "vlae", 64
+  model.latent_dim = 64
+  model.encoder, model.decoder = component("encoder", "iaf_resnet"), component("decoder", "iaf_resnet")
+  model.likelihood = component("likelihood", "masked_pixelcnn")  # Appendix A: a PixelCNN decoder
   # Appendix A: 4 mean-only ("more numerically stable") steps of a 3-layer MADE of 640 ReLUs.
   model.prior = component("prior", "af", num_steps=4, hidden=(640, 640, 640), mean_only=True)
   config.train.free_bits = _FREE_BITS_PER_DIM * _MNIST_PIXELS

@@ -57,7 +57,7 @@ DATASETS = ("static_mnist", "mnist", "fashion_mnist", "omniglot", "cifar10")
 _FLAGS = ("pure", "reg")
 _VALUED = ("K", "beta", "min_logstd", "epochs", "lr", "width")  # also the canonical order
 _LATENT_DIM = {"static_mnist": 40, "mnist": 40, "fashion_mnist": 64, "omniglot": 64}  # B.2
-_CIFAR_LATENT_CHANNELS = 32  # B.5: z is 8 x 8 x 32
+_CIFAR_LATENT_CHANNELS, _CIFAR_LATENT_SIDE = 32, 8  # B.5: z is 8 x 8 x 32
 # B.3: epochs after pre-training for post-hoc and iterative prior training.
 _PRIOR_TRAINING_EPOCHS = 3200
 # B.3: iterations I of Algorithm B.1 (M = 3200 / (2 I) epochs each).
@@ -144,9 +144,8 @@ def paper_defaults() -> ml_collections.ConfigDict:
   config = configuration.base_config()
   config.data.name = "mnist"
   model = config.model
-  model.architecture, model.latent_dim, model.hidden_units = "dense", 40, (500, 500)  # B.2
-  model.min_logstd = -11.0  # B.6 / Section 3
-  model.likelihood = "bernoulli"
+  model.latent_dim, model.min_logstd = 40, -11.0  # B.2; B.6 / Section 3
+  model.encoder, model.decoder, model.likelihood = networks("dense")
   # Eq. 6-7, B.2: K = 20 blocks of InvertibleDense -> Coupling (h = Dense[256]) -> ActNorm.
   model.prior = component("prior", "realnvp", num_blocks=20, coupling_hidden=256)
   train = config.train
@@ -160,6 +159,24 @@ def paper_defaults() -> ml_collections.ConfigDict:
   return config
 
 
+def networks(architecture: str, width: float = 1.0):
+  """(encoder, decoder, likelihood) trees of an architecture token (B.2; B.5 for resnet_cifar,
+  whose channel counts are multiplied by `width`; B.7 for resnet_small)."""
+  if architecture == "dense":  # B.2: Dense[500, 500] each way, the logits straight out
+    return (component("encoder", "dense", features=(500, 500)),
+            component("decoder", "dense", features=(500, 500)),
+            component("likelihood", "bernoulli", project=False))
+  if architecture == "resnet_cifar":
+    cifar = dict(layers="cifar", residual=True, width=width)
+    return (component("encoder", "conv", **cifar), component("decoder", "conv", **cifar),
+            component("likelihood", "discretized_logistic"))
+  layers = dict(layers="small" if architecture == "resnet_small" else "mnist",
+                residual=architecture != "conv")
+  return (component("encoder", "conv", **layers), component("decoder", "conv", **layers),
+          component("likelihood", "pixelcnn") if architecture == "pixel"
+          else component("likelihood", "bernoulli", project=True))
+
+
 def get_config(cell: str) -> ml_collections.ConfigDict:
   """The full config of one cell, with the paper's settings."""
   p = parse_cell(cell)
@@ -168,18 +185,19 @@ def get_config(cell: str) -> ml_collections.ConfigDict:
   config.data.name = dataset
   model, train = config.model, config.train
 
+  width = p.get("width", 1.0)
   if dataset == "cifar10":
     architecture = {"resnet": "resnet_cifar"}.get(architecture, architecture)
-    model.latent_dim = _CIFAR_LATENT_CHANNELS
-    model.likelihood = "discretized_logistic"
-    model.width = p.get("width", 1.0)
-    coupling_hidden = conv.scaled_channels(64, model.width)  # B.5: Resnet[8x8x64 -> 8x8x64]
+    model.latent_dim, model.latent_map_side = _CIFAR_LATENT_CHANNELS, _CIFAR_LATENT_SIDE
+    coupling_hidden = conv.scaled_channels(64, width)  # B.5: Resnet[8x8x64 -> 8x8x64]
     # Activations of 32x32x96 per sample: evaluate 100 points x 10 samples at a time.
     config.eval.batch_size, config.eval.sample_chunk = 100, 10
   else:
     model.latent_dim = _LATENT_DIM[dataset]
     coupling_hidden = 256  # B.2: Dense[256]
-  model.architecture = architecture
+  model.name = "hvae" if architecture == "resnet_hvae" else "vae"
+  model.encoder, model.decoder, model.likelihood = networks(
+      "resnet" if architecture == "resnet_hvae" else architecture, width)
 
   flow, depth = p["flow"], p.get("K", 0)
   realnvp = dict(num_blocks=depth, coupling_hidden=coupling_hidden, pure=p["pure"])

@@ -9,7 +9,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from vae_jax.configuration import upgrade_model  # pylint: disable=wrong-import-position
+from vae_jax.configuration import networks_label, upgrade_model  # pylint: disable=wrong-import-position
 
 
 def _load(path):
@@ -23,7 +23,7 @@ def row(workdir: str, eval_file: str) -> str:
   summary = _load(os.path.join(workdir, "train_summary.json"))
   model = upgrade_model(config["model"])
   prior = model["prior"]
-  name = f"{model['architecture']}, {prior['name']} prior" + (
+  name = f"{networks_label(config['model'])}, {prior['name']} prior" + (
       f" K={prior['num_blocks']}" if prior["name"] == "realnvp" else "")
   return (f"| {name} | {results['dataset']} | {summary['epochs']:g} | {results['nll']:.2f} | "
           f"{-results['elbo']:.2f} | {-results['reconstruction']:.2f} | {results['kl']:.2f} | "

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 
-from vae_jax.configuration import upgrade_model
+from vae_jax.configuration import networks_label, upgrade_model
 
 ARCHIVED_FILES = re.compile(r"config\.json|eval_test.*\.json|train_summary\.json|analysis\.json|"
                             r"command\.txt|(samples|reconstructions|decompressions|pseudo_inputs)"
@@ -71,6 +71,7 @@ def render_runs(runs: dict) -> str:
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for name, run in runs.items():
     model = upgrade_model(run["config"]["model"])
+    networks = networks_label(run["config"]["model"])
     q, p = model["posterior"], model["prior"]
     posterior = ("gaussian" if q["name"] == "gaussian" else
                  f"{q['name']} x{q.get('num_blocks', q.get('num_steps'))} "
@@ -83,7 +84,7 @@ def render_runs(runs: dict) -> str:
     for r in sorted(run["evals"], key=lambda r: (r["num_samples"], r["num_points"])):
       samples = r["num_samples"]
       lines.append(
-          f"| {name} | {model['architecture']}, {prior}, {posterior} | "
+          f"| {name} | {networks}, {prior}, {posterior} | "
           f"{fmt(summary.get('epochs'), 0)} | {r.get('num_points', '')} | {samples} | "
           f"{r['nll']:.2f} | {r['elbo']:.2f} | "
           f"{r['kl']:.2f} | {r['kl'] / math.log(2):.1f} | {r['bits_per_dim']:.4f} | "

@@ -38,7 +38,7 @@ def tiny_config(prior: str = "realnvp"):
   config.data.name = "digits"
   config.data.test_binarizations = 1
   config.model.latent_dim = 4
-  config.model.hidden_units = (32,)
+  config.model.encoder.features = config.model.decoder.features = (32,)
   config.model.prior = component("prior", prior, **_TINY_PRIORS.get(prior, {}))
   config.train.num_epochs = 3
   config.train.batch_size = 64

@@ -6,6 +6,7 @@ import pathlib
 import pytest
 
 from vae_jax.models import LatentVariableModel, create_model
+from vae_jax.models.factory import component
 from vae_jax.models.resnet_vae import ResNetVAE
 from vae_jax.models.sere_vae import SelfReflectiveVAE
 from conftest import tiny_config
@@ -76,7 +77,9 @@ def test_vae_jax_modules_import_each_other_without_cycles():
 
 def _hvae_config():
   config = tiny_config("standard")
-  config.model.architecture = "hvae"
+  config.model.name = "hvae"
+  config.model.encoder = component("encoder", "gated")
+  config.model.decoder = component("decoder", "two_latent")
   return config
 
 

@@ -71,19 +71,31 @@ def test_every_archived_config_from_before_the_component_trees_loads_and_builds(
       assert config.model.prior.name == old["model"]["prior"].replace("vampprior_data", "vampprior")
 
 
-def test_an_old_config_becomes_the_same_cell_config_of_today():
-  old = json.loads(configuration.to_json(config_files.load(
-      "configs/xu2020.py:dense,rnvp_both,K=4,pure,mnist")))
-  model = old["model"]
-  for key in ("prior", "posterior"):
-    del model[key]
-  model.update(prior="realnvp", flow_depth=4, flow_type="pure", coupling_hidden=256,
-               af_hidden=[640, 640, 640], af_mean_only=True, num_components=500,
-               learn_prior_weights=False, pseudo_input_mean=0.05, pseudo_input_std=0.01,
-               posterior_flow="realnvp", posterior_flow_depth=4, iaf_hidden=[320, 320],
-               iaf_location_only=False)
-  assert configuration.from_json(json.dumps(old)) == config_files.load(
-      "configs/xu2020.py:dense,rnvp_both,K=4,pure,mnist")
+# The networks' keys of config.model before issue #20 part 2 (all but architecture and width
+# the same in both cells below), and what part 1 replaced by the prior and posterior trees.
+_OLD_NETWORK_KEYS = dict(hidden_units=[500, 500], resnet_vae_layers=4, resnet_vae_hidden=160,
+                         inference="bidirectional")
+_OLD_FLOW_KEYS = dict(af_hidden=[640, 640, 640], af_mean_only=True, num_components=500,
+                      learn_prior_weights=False, pseudo_input_mean=0.05, pseudo_input_std=0.01,
+                      iaf_hidden=[320, 320], iaf_location_only=False)
+
+
+@pytest.mark.parametrize("cell, architecture, likelihood, width", [
+    ("dense,rnvp_both,K=4,pure,mnist", "dense", "bernoulli", 1.0),
+    ("resnet,rnvp_both,K=4,pure,width=0.25,cifar10", "resnet_cifar", "discretized_logistic", 0.25),
+])
+def test_an_old_config_becomes_the_same_cell_config_of_today(cell, architecture, likelihood, width):
+  """A config.json as written before issue #20: architecture, likelihood, hidden_units, width,
+  resnet_vae_*, and the prior and posterior spread over the model's keys."""
+  today = config_files.load(f"configs/xu2020.py:{cell}")
+  old = json.loads(configuration.to_json(today))
+  model = {k: old["model"][k] for k in ("latent_dim", "min_logstd", "sere")}
+  model.update(_OLD_NETWORK_KEYS, **_OLD_FLOW_KEYS, architecture=architecture,
+               likelihood=likelihood, width=width, prior="realnvp", flow_depth=4,
+               flow_type="pure", coupling_hidden=old["model"]["prior"]["coupling_hidden"],
+               posterior_flow="realnvp", posterior_flow_depth=4)
+  old["model"] = model
+  assert configuration.from_json(json.dumps(old)) == today
 
 
 def test_a_new_prior_is_one_module_and_one_registry_line(monkeypatch):

@@ -192,8 +192,10 @@ def test_resnet_vae_inference_directions_have_their_dependencies():
 @pytest.mark.slow
 def test_resnet_vae_trains_with_free_bits_per_feature_map(tmp_path):
   config = _cifar10_config(tiny_config("standard"))
-  config.model.architecture, config.model.likelihood = "resnet_vae", "discretized_logistic"
-  config.model.resnet_vae_layers, config.model.resnet_vae_hidden, config.model.latent_dim = 2, 8, 3
+  config.model.name, config.model.latent_dim = "resnet_vae", 3
+  config.model.encoder, config.model.decoder = component("encoder", "none"), component("decoder", "none")
+  config.model.likelihood = component("likelihood", "discretized_logistic")
+  config.model.resnet_vae.update(layers=2, hidden=8)
   config.model.posterior = component("posterior", "iaf", num_steps=1, hidden=(8,))
   config.train.free_bits, config.train.free_bits_groups = 0.1, "channel"
   config.train.optimizer, config.train.polyak_decay = "adamax", 0.9

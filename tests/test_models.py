@@ -154,7 +154,7 @@ def test_every_architecture_builds_with_the_papers_shapes(cell, image_shape, num
 
 def test_width_scales_the_cifar10_channels_but_not_the_latent():
   """width=0.25: B.5's 96/192/256 channels become 24/48/64 in the encoder and decoder, the
-  couplings' 64 become 16; the latent stays 8x8x32. Elsewhere the token is refused."""
+  couplings' 64 become 16; the latent stays 8x8x32. Elsewhere the token is refused, and so is a width <= 0."""
   config = xu2020.get_config("resnet,rnvp_prior,K=2,cifar10,width=0.25")
   assert xu2020.canonical("width=0.25,cifar10,resnet,rnvp_prior,K=2") == (
       "resnet,rnvp_prior,K=2,width=0.25,cifar10")
@@ -172,9 +172,9 @@ def test_width_scales_the_cifar10_channels_but_not_the_latent():
   for bad in ("resnet,standard,mnist,width=0.5", "resnet,standard,cifar10,width=0"):
     with pytest.raises(ValueError, match="width"):
       xu2020.get_config(bad)
-  config = xu2020.get_config("resnet,standard,mnist")
-  config.model.width = 0.5
-  with pytest.raises(ValueError, match="resnet_cifar"):
+  config = xu2020.get_config("resnet,standard,cifar10")
+  config.model.decoder.width = 0.0
+  with pytest.raises(ValueError, match=r"config.model.decoder.width=0.0 must be > 0"):
     configuration.validate(config, 1)
 
 

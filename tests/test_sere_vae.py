@@ -314,14 +314,17 @@ def test_config_errors_name_the_fix():
   config.model.sere.posterior = "exact"
   with pytest.raises(ValueError, match="precision_weighted"):
     create_model(config.model, (28, 28, 1))
-  config.model.architecture, config.model.likelihood = "dense", "discretized_logistic_mixture"
+  config.model.name, config.model.encoder, config.model.decoder = (
+      "vae", component("encoder", "dense"), component("decoder", "dense"))
+  config.model.likelihood = component("likelihood", "discretized_logistic_mixture")
   with pytest.raises(ValueError, match="SeRe-VAE's"):
     create_model(config.model, (28, 28, 1))
 
 
 def test_training_run_writes_the_per_layer_kl_and_active_units(tmp_path):
   config = tiny_config("standard")
-  config.model.architecture, config.model.latent_dim = "sere", 2
+  config.model.name, config.model.latent_dim = "sere", 2
+  config.model.encoder, config.model.decoder = component("encoder", "none"), component("decoder", "none")
   config.model.sere.update(layers=2, width=16, encoder_width=16)
   config.train.update(num_epochs=1, kl_warmup_start=0.2, kl_warmup_fraction=0.5, l2_weight=0.0)
   config.eval.update(active_unit_samples=10, num_images=4)

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from vae_jax import checkpoints, config_files, configuration, evaluate, runs, train
+from vae_jax.models.factory import component
 from vae_jax.data import batching
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -164,11 +165,12 @@ def test_resuming_with_another_config_is_refused_and_changes_nothing(tmp_path, c
 
 
 def test_steps_per_call_default_is_chosen_per_model_and_resume_accepts_another(tmp_path, config):
-  assert config.train.steps_per_call == 0 and config.model.architecture == "dense"
+  assert config.train.steps_per_call == 0 and config.model.encoder.name == "dense"
   run = train.setup_run(config)
   assert run.steps_per_call == runs.AUTO_STEPS_PER_CALL
   conv = config.copy_and_resolve_references()
-  conv.model.architecture = "conv"  # gradient convolutions in a device loop are slow on a CPU
+  conv.model.encoder = component("encoder", "conv")  # gradient convolutions in a device loop
+  # are slow on a CPU
   assert dataclasses.replace(run, config=conv).steps_per_call == (
       1 if jax.devices()[0].platform == "cpu" else runs.AUTO_STEPS_PER_CALL)
   config.train.steps_per_call = 3
@@ -204,7 +206,7 @@ def test_eight_bit_training_reports_bits_per_dim(tmp_path, config):
   """CIFAR-10 through the discretized logistic (B.5): 20 steps of a small dense model lower the
   loss, bits/dim is the NLL over 32 x 32 x 3 values in bits, and the grids are colour images."""
   config = _cifar10_config(config)
-  config.model.likelihood = "discretized_logistic"
+  config.model.likelihood = component("likelihood", "discretized_logistic")
   config.train.num_epochs, config.train.batch_size = 0.2, 500
   config.eval.batch_size, config.eval.active_unit_images = 500, 1000
   results = train.train_and_evaluate(config, str(tmp_path))

@@ -106,10 +106,10 @@ def _jitted(model, method):
   return jax.jit(lambda params, *args: model.apply({"params": params}, *args, method=method))
 
 
-def _vamp_vae(num_components, prior="vampprior", learn_weights=False, architecture="gated_dense"):
-  """A small VampPrior model on 6x6 images, its parameters and a batch."""
-  config = vampprior.vampprior_config("static_mnist", "vae", prior, num_components).model
-  config.architecture, config.prior.learn_weights = architecture, learn_weights
+def _vamp_vae(num_components, prior="vampprior", learn_weights=False, model="vae"):
+  """A small VampPrior model (vae or hvae) on 6x6 images, its parameters and a batch."""
+  config = vampprior.vampprior_config("static_mnist", model, prior, num_components).model
+  config.prior.learn_weights = learn_weights
   config.latent_dim = 8
   model = create_model(config, (6, 6, 1))
   x = jax.random.bernoulli(jax.random.PRNGKey(0), 0.4, (3, 6, 6, 1)).astype(jnp.float32)
@@ -157,7 +157,7 @@ def test_vampprior_sampling_moments():
 
 def test_hvae_vampprior_on_z2_uses_q_z2_of_pseudo_inputs():
   """Eq. (12): p(z2) = (1/K) sum_k q(z2|u_k) in the two-level model."""
-  model, params, x = _vamp_vae(3, architecture="hvae")
+  model, params, x = _vamp_vae(3, model="hvae")
   z2 = jax.random.normal(jax.random.PRNGKey(8), (4, 8))
   q = _jitted(model, "q_z2_posterior")(params, jnp.clip(params["prior"]["pseudo_inputs"], 0, 1))
   expected = _brute_force_mixture(z2, q.loc, q.log_scale, np.full(3, -math.log(3)))
@@ -236,7 +236,9 @@ def test_vampprior_data_run_keeps_its_training_image_pseudo_inputs(tmp_path):
   pseudo-inputs are K distinct binarized training images, and training never changes them."""
   config = tiny_config(prior="standard")
   config.model.prior = vampprior.prior_config("vampprior_data", 5)
-  config.model.architecture, config.model.min_logstd = "gated_dense", -3.0
+  config.model.name, config.model.encoder, config.model.decoder, config.model.likelihood = (
+      vampprior.networks("vae", "bernoulli"))
+  config.model.min_logstd = -3.0
   config.train.num_epochs, config.train.normalize_gradients = 1, True
   config.eval.active_unit_samples, config.eval.num_images = 10, 4
   results = train.train_and_evaluate(config, str(tmp_path))

@@ -171,7 +171,7 @@ def benchmark_cell(cell: str, seconds: float, is_images: int, is_samples: int,
       "is_fraction_of_forward_rate": results["importance_samples_per_second"] / forward_rate,
       "is_nll": results["nll"],
       **(prior_profile(run, params, batch_size, seconds / 2)
-         if config.model.prior.name != "standard" and config.model.architecture == "dense"
+         if config.model.prior.name != "standard" and config.model.encoder.name == "dense"
          else {}),
   }
 

@@ -37,36 +37,40 @@ def base_config() -> ml_collections.ConfigDict:
   ))
 
   config.model = ml_collections.ConfigDict(dict(
-      # dense | conv | resnet | resnet_small | pixel | resnet_hvae | resnet_cifar (Xu et al. 2020);
-      # iaf_resnet | vlae | resnet_vae (IAF, VLAE); gated_dense (VAE L=1) | hvae | conv_hvae |
-      # pixel_hvae (Tomczak & Welling 2018)
-      architecture="dense",
-      # for resnet_cifar, the channels of the 8x8 latent tensor; for resnet_hvae, the size of
-      # each of z1 and z2.
+      # vae (one latent) | hvae (two: Xu et al. B.13; Tomczak & Welling 2018, L = 2) |
+      # resnet_vae (IAF Appendix C; options in model.resnet_vae) | sere (options in model.sere)
+      name="vae",
+      # the latent's size: of z, or of each of z1 and z2 (hvae), or the channels of a latent map
       latent_dim=40,
-      hidden_units=(500, 500),  # the dense encoder's and decoder's layers
+      latent_map_side=0,  # > 0: z is a [side, side, latent_dim] map (Xu et al. B.5: 8); 0: a vector
       min_logstd=-11.0,  # lower clip of the posterior's log-std (Xu et al. 2020, B.6)
-      likelihood="bernoulli",  # bernoulli (binary images) | discretized_logistic (8-bit, B.5)
-      # p(z) and q(z|x): each a name and its module's keywords (factory.PRIORS, .POSTERIORS).
+      # The parts: each a name and its module's keywords (factory.ENCODERS, DECODERS,
+      # LIKELIHOODS, PRIORS, POSTERIORS; `python -m vae_jax.main --helpfull` does not list them,
+      # the registries do). Networks: dense (features) | conv (layers mnist|small|cifar,
+      # residual, width; Xu et al. B.2, B.5, B.7) | gated, gated_conv, two_latent (Tomczak &
+      # Welling 2018) | iaf_resnet (IAF Appendix B) | none (resnet_vae, sere). Likelihoods:
+      # bernoulli (project, weight_norm) | discretized_logistic (8-bit, B.5) | pixelcnn (B.2) |
+      # masked_pixelcnn (VLAE; PixelHVAE) | discretized_logistic_mixture (sere).
       # Priors: standard | realnvp (num_blocks, coupling_hidden, pure; Xu et al. 2020) | af
       # (num_steps, hidden, mean_only; VLAE Section 3.2) | mog, vampprior (num_components,
       # learn_weights; vampprior also from_data, init_mean, init_std; Tomczak & Welling 2018).
       # Posteriors: gaussian | realnvp (Eq. B.1) | iaf (num_steps, hidden, location_only,
       # activation; Kingma et al. 2016).
+      encoder=factory.component("encoder", "dense"),
+      decoder=factory.component("decoder", "dense"),
+      likelihood=factory.component("likelihood", "bernoulli"),
       prior=factory.component("prior", "standard"),
       posterior=factory.component("posterior", "gaussian"),
-      # resnet_vae (IAF Appendix C): stochastic layers ("ResNet depth", Tables 3-4), channels of
-      # the deterministic features (160 in the paper's code; our reading), and the inference
-      # direction (C.1). latent_dim is its z channels per layer (32); posterior 'iaf' gives the
-      # steps and hidden channels of its masked-conv IAF.
-      resnet_vae_layers=4,
-      resnet_vae_hidden=160,
-      inference="bidirectional",  # bidirectional | bottom_up
-      # resnet_cifar: the fraction of B.5's channel counts in the encoder and decoder (1: the
-      # paper's; smaller for CPU budgets; the 8x8x32 latent is unchanged)
-      width=1.0,
+      # name='resnet_vae' (IAF Appendix C): stochastic layers ("ResNet depth", Tables 3-4),
+      # channels of the deterministic features (160 in the paper's code; our reading), and the
+      # inference direction (C.1). latent_dim is its z channels per layer (32); posterior 'iaf'
+      # gives the steps and hidden channels of its masked-conv IAF.
+      resnet_vae=ml_collections.ConfigDict(dict(
+          layers=4, hidden=160,
+          inference="bidirectional",  # bidirectional | bottom_up
+      )),
   ))
-  # architecture='sere': the Self-Reflective VAE (Apostolopoulou et al.) and its baselines, with
+  # name='sere': the Self-Reflective VAE (Apostolopoulou et al.) and its baselines, with
   # model.latent_dim latents per layer (channels of each layer's latent map for network='conv').
   # configs/serevae.py sets these per experiment and says which are the paper's and which ours.
   config.model.sere = ml_collections.ConfigDict(dict(
@@ -171,17 +175,11 @@ def validate(config, num_devices: int) -> None:
               "train.validation_samples": config.train.validation_samples,
               "eval.num_samples": config.eval.num_samples,
               "eval.batch_size": config.eval.batch_size}
-  positive.update({f"model.hidden_units[{i}]": units
-                   for i, units in enumerate(config.model.hidden_units)})
   for key, value in positive.items():
     if value <= 0:
       raise ConfigError(f"config.{key}={value} must be > 0.")
-  if config.model.width <= 0:
-    raise ConfigError(f"config.model.width={config.model.width} must be > 0.")
-  if config.model.width != 1 and config.model.architecture != "resnet_cifar":
-    raise ConfigError(f"config.model.width={config.model.width} scales the CIFAR-10 ResnetVAE's "
-                      "channels (architecture 'resnet_cifar'); leave it at 1 for "
-                      f"{config.model.architecture!r}.")
+  if config.model.latent_map_side < 0:
+    raise ConfigError(f"config.model.latent_map_side={config.model.latent_map_side} must be >= 0.")
   if not 0 <= config.train.polyak_decay < 1:
     raise ConfigError(f"config.train.polyak_decay={config.train.polyak_decay} must be in [0, 1).")
   train, evaluation = config.train, config.eval
@@ -216,7 +214,8 @@ def to_json(config) -> str:
 
 def from_json(text: str) -> ml_collections.ConfigDict:
   """A config saved by `to_json`, restored over `base_config()` so every key is checked; one
-  saved before issue #20 (model.prior a name, flow_depth, ...) is converted (`upgrade_model`)."""
+  saved before issue #20 (model.architecture, model.prior a name, flow_depth, ...) is converted
+  (`upgrade_model`)."""
   tree = json.loads(text)
   model = upgrade_model(tree.pop("model", {}))
   config = base_config()
@@ -237,9 +236,15 @@ _OLD_COMPONENT_KEYS = dict(flow_depth=20, flow_type="full", coupling_hidden=256,
 
 
 def upgrade_model(model: dict) -> dict:
-  """A config.json's `model` tree in today's form: before issue #20, `prior` was a name with its
-  options spread over the model's keys (flow_depth was the RealNVP's K or the AF's steps), and
-  the posterior flow was `posterior_flow` with `posterior_flow_depth` (0: Gaussian)."""
+  """A config.json's `model` tree in today's form (`_upgrade_components`, then
+  `_upgrade_architecture`)."""
+  return _upgrade_architecture(_upgrade_components(model))
+
+
+def _upgrade_components(model: dict) -> dict:
+  """Before issue #20, `prior` was a name with its options spread over the model's keys
+  (flow_depth was the RealNVP's K or the AF's steps), and the posterior flow was
+  `posterior_flow` with `posterior_flow_depth` (0: Gaussian)."""
   if not isinstance(model.get("prior"), str):
     return dict(model)
   old = {**_OLD_COMPONENT_KEYS, **model}
@@ -270,6 +275,77 @@ def upgrade_model(model: dict) -> dict:
     new["posterior"] = dict(name="iaf", num_steps=depth, hidden=old["iaf_hidden"],
                             location_only=old["iaf_location_only"])
   return new
+
+
+# architecture -> (model name, encoder, decoder), the networks it chose before issue #20.
+_DENSE = dict(name="dense")  # features: the old hidden_units
+_MNIST_CONV = dict(name="conv", layers="mnist", residual=True)
+_OLD_ARCHITECTURES = {
+    "dense": ("vae", _DENSE, _DENSE),
+    "conv": ("vae", dict(_MNIST_CONV, residual=False), dict(_MNIST_CONV, residual=False)),
+    "resnet": ("vae", _MNIST_CONV, _MNIST_CONV), "pixel": ("vae", _MNIST_CONV, _MNIST_CONV),
+    "resnet_small": ("vae", dict(_MNIST_CONV, layers="small"), dict(_MNIST_CONV, layers="small")),
+    "resnet_hvae": ("hvae", _MNIST_CONV, _MNIST_CONV),
+    "resnet_cifar": ("vae", dict(name="conv", layers="cifar"), dict(name="conv", layers="cifar")),
+    "iaf_resnet": ("vae", dict(name="iaf_resnet"), dict(name="iaf_resnet")),
+    "vlae": ("vae", dict(name="iaf_resnet"), dict(name="iaf_resnet")),
+    "gated_dense": ("vae", dict(name="gated"), dict(name="gated")),
+    "hvae": ("hvae", dict(name="gated"), dict(name="two_latent", conv=False)),
+    "conv_hvae": ("hvae", dict(name="gated_conv"), dict(name="two_latent", conv=True)),
+    "pixel_hvae": ("hvae", dict(name="gated_conv"), dict(name="two_latent", conv=True,
+                                                           conv_layers=())),
+    "resnet_vae": ("resnet_vae", dict(name="none"), dict(name="none")),
+    "sere": ("sere", dict(name="none"), dict(name="none")),
+}
+
+
+def _upgrade_architecture(model: dict) -> dict:
+  """Before issue #20 part 2, `architecture` chose the networks and, with `likelihood` (a name),
+  the likelihood head; `hidden_units` were the dense networks' layers, `width` the CIFAR-10
+  ResnetVAE's channel fraction, and resnet_vae's options were `resnet_vae_*` and `inference`."""
+  if "architecture" not in model:
+    return model
+  defaults = dict(hidden_units=(500, 500), width=1.0, likelihood="bernoulli",
+                  resnet_vae_layers=4, resnet_vae_hidden=160, inference="bidirectional")
+  old = {**defaults, **model}
+  new = {k: v for k, v in model.items() if k not in defaults and k != "architecture"}
+  architecture, likelihood = old["architecture"], old["likelihood"]
+  new["name"], encoder, decoder = _OLD_ARCHITECTURES[architecture]
+  networks = {"dense": dict(features=old["hidden_units"]), "conv": {}}
+  if architecture == "resnet_cifar":
+    networks["conv"] = dict(width=old["width"])
+    new["latent_map_side"] = 8
+  new["encoder"] = dict(encoder, **networks.get(encoder["name"], {}))
+  new["decoder"] = dict(decoder, **networks.get(decoder["name"], {}))
+  if architecture == "pixel_hvae":
+    new["likelihood"] = dict(name="masked_pixelcnn", vampprior=True,
+                             discretized_logistic=likelihood == "discretized_logistic")
+  elif likelihood != "bernoulli" or architecture in ("sere", "resnet_vae"):
+    new["likelihood"] = dict(name=likelihood)
+  elif architecture == "pixel":
+    new["likelihood"] = dict(name="pixelcnn")
+  elif architecture == "vlae":
+    new["likelihood"] = dict(name="masked_pixelcnn")
+  else:
+    new["likelihood"] = dict(name="bernoulli",
+                             project=architecture not in ("dense", "gated_dense", "hvae"),
+                             weight_norm=architecture == "iaf_resnet")
+  new["resnet_vae"] = dict(layers=old["resnet_vae_layers"], hidden=old["resnet_vae_hidden"],
+                           inference=old["inference"])
+  return new
+
+
+def networks_label(model: dict) -> str:
+  """A config.json's model networks in a word or two for results tables: the `architecture` of a
+  config from before issue #20 part 2 (so archived tables stay as they were), else the model
+  and its encoder/decoder, e.g. 'vae[conv]', 'hvae[gated/two_latent]', 'sere'."""
+  if "architecture" in model:
+    return model["architecture"]
+  model = upgrade_model(model)
+  encoder, decoder = model["encoder"]["name"], model["decoder"]["name"]
+  if encoder == "none":
+    return model["name"]
+  return f"{model['name']}[{encoder if encoder == decoder else f'{encoder}/{decoder}'}]"
 
 
 def flatten(tree, prefix=""):

@@ -42,7 +42,7 @@ class Run:
     chosen = self.config.train.steps_per_call
     if chosen:
       return chosen
-    convolutional = self.config.model.architecture not in factory.DENSE_ARCHITECTURES
+    convolutional = factory.convolutional(self.config.model)
     on_cpu = self.mesh.devices.flat[0].platform == "cpu"
     return 1 if convolutional and on_cpu else AUTO_STEPS_PER_CALL
 
@@ -55,12 +55,13 @@ def setup_run(config, devices=None) -> Run:
   mesh = parallel.data_mesh(devices)
   configuration.validate(config, mesh.size)
   dataset = data.load(config.data)
-  likelihood = config.model.likelihood
-  if dataset.binary != (likelihood == "bernoulli"):
+  if dataset.binary != factory.binary_pixels(config.model):
+    likelihood = config.model.likelihood
     wanted = "bernoulli" if dataset.binary else "discretized_logistic"
     raise configuration.ConfigError(
         f"{dataset.name} has {'binary' if dataset.binary else '8-bit'} pixels but "
-        f"config.model.likelihood={likelihood!r}; set it to {wanted!r}.")
+        f"config.model.likelihood.name={likelihood.name!r} models "
+        f"{'8-bit' if dataset.binary else 'binary'} ones; set it to {wanted!r}.")
   steps_per_epoch = dataset.train.shape[0] // config.train.batch_size
   if steps_per_epoch == 0:
     raise configuration.ConfigError(

@@ -20,11 +20,11 @@ def _linear_1x1(channels: int, name: str):
 
 
 class BernoulliHead(nn.Module):
-  """Bernoulli pixels. With `project`, logits = LinearConv1x1[H x W x C](features) (B.2, conv
-  decoders), weight-normalized with `weight_norm` (IAF Appendix B); otherwise the features are
-  the logits (the DenseVAE decoder ends in Linear[784])."""
+  """Bernoulli pixels: the features are the logits (the DenseVAE decoder ends in Linear[784]), or
+  with `project`, logits = LinearConv1x1[H x W x C](features) (B.2, conv decoders),
+  weight-normalized with `weight_norm` (IAF Appendix B)."""
   channels: int = 1
-  project: bool = True
+  project: bool = False
   weight_norm: bool = False
 
   @nn.compact

@@ -309,3 +309,40 @@ class ConvDecoder(nn.Module):
     h = ConvStack(self.output_shapes, self.residual, transpose=True,
                   full_rank_shortcuts=self.full_rank_shortcuts, name="stack")(h)
     return h.reshape(batch_shape + h.shape[1:])
+
+
+# The layer shapes of each paper setting: (encoder shapes, decoder shapes, decoder's UnFlatten
+# shape or None where z is already a tensor).
+LAYERS = {"mnist": (MNIST_ENCODER_SHAPES, MNIST_DECODER_SHAPES, MNIST_DECODER_UNFLATTEN),
+          "small": (SMALL_ENCODER_SHAPES, SMALL_DECODER_SHAPES, MNIST_DECODER_UNFLATTEN),
+          "cifar": (CIFAR_ENCODER_SHAPES, CIFAR_DECODER_SHAPES, None)}
+
+
+def _check_layers(layers: str, image_shape) -> None:
+  if layers not in LAYERS:
+    raise ValueError(f"layers={layers!r}; valid values: {', '.join(LAYERS)}.")
+  size = (32, 32) if layers == "cifar" else (28, 28)
+  if tuple(image_shape[:2]) != size:
+    raise ValueError(f"The {layers!r} convolutional layers (Xu et al. 2020, B.2, B.5, B.7) are "
+                     f"for {size[0]}x{size[1]} images; the data are {tuple(image_shape)}. Use a "
+                     "'dense' encoder and decoder for other sizes.")
+
+
+def encoder(image_shape, layers: str = "mnist", residual: bool = True,
+            width: float = 1.0) -> ConvEncoder:
+  """The ConvVAE (residual=False) or ResnetVAE encoder of `layers` (LAYERS), channel counts
+  multiplied by `width`. CIFAR-10's (B.5) keeps its 8x8 map (the latent is a tensor) and has
+  full-rank resampling shortcuts (issue #17, ResidualBlock)."""
+  _check_layers(layers, image_shape)
+  cifar = layers == "cifar"
+  return ConvEncoder(scale_channels(LAYERS[layers][0], width), residual, flatten=not cifar,
+                     full_rank_shortcuts=cifar)
+
+
+def decoder(image_shape, layers: str = "mnist", residual: bool = True,
+            width: float = 1.0) -> ConvDecoder:
+  """The decoder matching `encoder(image_shape, layers, residual, width)`."""
+  _check_layers(layers, image_shape)
+  _, shapes, unflatten = LAYERS[layers]
+  return ConvDecoder(scale_channels(shapes, width), residual, unflatten_shape=unflatten,
+                     full_rank_shortcuts=layers == "cifar")

@@ -59,6 +59,11 @@ class GatedMLP(nn.Module):
     return x
 
 
+def image_encoder(features: Sequence[int] = (MLP_WIDTH, MLP_WIDTH)) -> GatedMLP:
+  """The VAE's (L = 1) and HVAE's q network of Section 5.1: images flattened, gated layers."""
+  return GatedMLP(features, flatten_dims=3)
+
+
 class GatedConvNet(nn.Module):
   """Images [..., H, W, C] -> gated convolutions of `layers` (features, kernel, stride) ->
   flattened [..., F]."""
@@ -119,3 +124,8 @@ class TwoLatentDecoder(nn.Module):
     for i, (features, kernel, strides) in enumerate(self.conv_layers):
       h = GatedConv(features, kernel, strides, name=f"hidden_conv_{i}")(h)
     return h.reshape(batch + h.shape[1:])
+
+
+def conv_image_encoder(layers: Sequence[Sequence[int]] = CONV_ENCODER_Z2) -> "GatedConvNet":
+  """The ConvHVAE's and PixelHVAE's q(z2|x) network: gated convolutions of x."""
+  return GatedConvNet(layers)
