@@ -24,6 +24,7 @@ setuptools.setup(
         "tensorboardX>=2.6.5,<3",  # TensorBoard events without TensorFlow
         "pillow>=13,<14",  # PNG sample grids
         "matplotlib>=3.11,<4",  # histograms, curves and heatmaps of vae_jax.analyze
+        "constriction>=0.5,<0.6",  # the ANS entropy coder of vae_jax.compress
     ],
     extras_require={
         # pytest-xdist runs the suite on every core (-n auto): most of its time is XLA compiling
