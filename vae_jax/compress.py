@@ -70,16 +70,20 @@ _INITIAL_WORDS_SEED = 0x5EED
 _LOG_MASS_FLOOR = -1e4  # keeps mixture weights finite where a bin has no mass under a component
 _GRID_POINTS = 8193  # points per dimension for inverting a mixture marginal's CDF
 # A RealNVP prior's latents (local bits-back coding, below) live on a uniform grid of
-# 2^_FLOW_GRID_BITS bins over [-_FLOW_GRID_RANGE, _FLOW_GRID_RANGE) in z and in y = f(z): fine
-# enough for the posterior and the coding noise, coarse enough that constriction's floor of
-# 2^-24 per bin leaks 2^-9 of the mass; the coding noise's std is _FLOW_NOISE_BINS bins of z.
-_FLOW_GRID_BITS = 15
+# 2^_FLOW_GRID_BITS bins over [-_FLOW_GRID_RANGE, _FLOW_GRID_RANGE) in z and in y = f(z) (steps
+# of 0.002), and the coding noise's std is _FLOW_NOISE_BINS steps of z. Chosen on 1,000 MNIST
+# test images of a DenseVAE with the RealNVP prior K=20 (results/README.md, issue #21): code
+# length / -ELBO 1.0078 at (14, 8, 6); 1.0085 at (15, 16, 4); 1.0216 at (13, 8, 8); 1.0538 at
+# (13, 16, 8): a coarser grid or more noise linearizes f over too wide a region.
+_FLOW_GRID_BITS = 14
 _FLOW_GRID_RANGE = 16.0
-_FLOW_NOISE_BINS = 16
-# Symbols popped from fresh bits (q(z|x), and y | z) are drawn within +-_FLOW_WINDOW steps of their
-# Gaussian's mean: constriction's floor would otherwise put 2^-9 of the draws anywhere on the
-# grid (each costing tens of bits, and y far from f(z) can leave f^-1 non-finite); 2^-12 here.
-_FLOW_WINDOW = 2**11
+_FLOW_NOISE_BINS = 8
+# Symbols popped from fresh bits (q(z|x), and y | z) are drawn within a window of their Gaussian's
+# mean of _FLOW_WINDOW_STDS standard deviations (the largest in the call), rounded up to a power
+# of two: constriction's floor of 2^-24 per symbol would otherwise put 2^-10 of the draws anywhere
+# on the grid, and a y far from f(z) costs hundreds of bits when z is pushed back (the ratio
+# above was 1.047 with whole-grid draws, 1.033 with a window of 8 standard deviations).
+_FLOW_WINDOW_STDS = 6
 # What the probabilities depend on, for the code fingerprint.
 _CODE_PACKAGES = ("models", "priors", "distributions", "flows", "nets")
 _CODE_LIBRARIES = ("jax", "jaxlib", "flax", "distrax", "numpy", "scipy", "constriction")
@@ -290,7 +294,6 @@ class FlowCoding:
   step: float
   noise: float
   symbols: constriction.stream.model.QuantizedGaussian  # the whole grid
-  window: constriction.stream.model.QuantizedGaussian  # +-_FLOW_WINDOW around the mean
   linearize: Callable
   conditional: Callable
   inverse: Callable
@@ -359,7 +362,6 @@ def make_codec(model, params, image_shape, batch_size: int, latent_bits: int) ->
     flow = FlowCoding(
         step=step, noise=_FLOW_NOISE_BINS * step,
         symbols=constriction.stream.model.QuantizedGaussian(-half, half - 1),
-        window=constriction.stream.model.QuantizedGaussian(-_FLOW_WINDOW, _FLOW_WINDOW),
         linearize=jitted(lambda p, symbols: flow_linearization(
             functools.partial(forward, p), symbols * step, _FLOW_NOISE_BINS * step)),
         conditional=jax.jit(lambda mean, cholesky, symbols, i: gaussian_conditional(
@@ -420,19 +422,29 @@ def _gaussian_symbols(flow: FlowCoding, loc, scale, n: int):
   return np.ascontiguousarray(means), np.ascontiguousarray(stds)
 
 
+@functools.lru_cache(maxsize=None)
+def _window(half_width: int):
+  return constriction.stream.model.QuantizedGaussian(-half_width, half_width)
+
+
+def _near_mean(flow: FlowCoding, loc, scale, n: int):
+  """(window model, means and stds relative to the rounded means, those centres)."""
+  means, stds = _gaussian_symbols(flow, loc, scale, n)
+  half_width = 2**max(4, math.ceil(math.log2(_FLOW_WINDOW_STDS * stds.max() + 1)))
+  centres = np.round(means)
+  return _window(half_width), means - centres, stds, centres
+
+
 def pop_near_mean(coder, flow: FlowCoding, loc, scale, n: int):
   """Symbols [n * ...] popped from N(loc, scale^2) on the grid, within the window of the mean."""
-  means, stds = _gaussian_symbols(flow, loc, scale, n)
-  centres = np.round(means)
-  return (coder.decode(flow.window, means - centres, stds) + centres).astype(np.int32)
+  window, means, stds, centres = _near_mean(flow, loc, scale, n)
+  return (coder.decode(window, means, stds) + centres).astype(np.int32)
 
 
 def push_near_mean(coder, flow: FlowCoding, symbols, loc, scale, n: int) -> None:
   """Undoes pop_near_mean."""
-  means, stds = _gaussian_symbols(flow, loc, scale, n)
-  centres = np.round(means)
-  coder.encode_reverse(_symbols(symbols[:n].reshape(-1) - centres), flow.window,
-                       means - centres, stds)
+  window, means, stds, centres = _near_mean(flow, loc, scale, n)
+  coder.encode_reverse(_symbols(symbols[:n].reshape(-1) - centres), window, means, stds)
 
 
 def pop_latents(coder, codec: Codec, posterior, n: int):
@@ -585,14 +597,17 @@ def decode(codec: Codec, words, sizes):
   """Undoes encode: the images, decoded from the last batch to the first; checks that exactly
   the initial words are left."""
   coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, np.uint32))
-  batches = [decode_batch(coder, codec, n) for n in reversed(sizes)]
+  corrupt = CompressionError("decoding did not end with the initial words: the file is corrupt "
+                             "or was not written by this model and code.")
   try:
+    batches = [decode_batch(coder, codec, n) for n in reversed(sizes)]
     left = coder.get_compressed(unseal=True)
-  except AssertionError:  # constriction's error when the stack is not back in its sealed state
-    left = None
-  if left is None or not np.array_equal(left, initial_words(codec)):
-    raise CompressionError("decoding did not end with the initial words: the file is corrupt or "
-                           "was not written by this model and code.")
+  except (KeyboardInterrupt, SystemExit, CompressionError):
+    raise
+  except BaseException as e:  # constriction's errors, its panics (BaseException) among them
+    raise corrupt from e
+  if not np.array_equal(left, initial_words(codec)):
+    raise corrupt
   return np.concatenate(batches[::-1])
 
 
@@ -622,6 +637,10 @@ def code_fingerprint() -> str:
   versions = {name: metadata.version(name) for name in _CODE_LIBRARIES}
   digest.update(json.dumps(versions, sort_keys=True).encode())
   return digest.hexdigest()
+
+
+# Of the code this process runs: read at import, so an edit while it runs cannot go unnoticed.
+CODE_FINGERPRINT = code_fingerprint()
 
 
 def device_description() -> str:
@@ -839,7 +858,7 @@ def compress_to_file(workdir: str, input_path: str, output: str, batch_size: int
   words, sizes = encode(codec, images)
   seconds = time.time() - start
   header = {"model_fingerprint": model_fingerprint(trained.config.model, trained.params),
-            "code_fingerprint": code_fingerprint(), "device": device_description(),
+            "code_fingerprint": CODE_FINGERPRINT, "device": device_description(),
             "array_shape": list(array_shape), "image_shape": list(trained.image_shape),
             "batch_size": batch_size, "latent_bits": latent_bits,
             "batch_runs": run_lengths(sizes),
@@ -861,7 +880,7 @@ def decompress_to_file(workdir: str, input_path: str, output: str, elbo_samples:
   header, words = unpack(data, input_path)
   trained = load_workdir(workdir)
   expected = {"model_fingerprint": model_fingerprint(trained.config.model, trained.params),
-              "code_fingerprint": code_fingerprint(), "device": device_description()}
+              "code_fingerprint": CODE_FINGERPRINT, "device": device_description()}
   check_compatible(header, expected, input_path)
   if tuple(header["image_shape"]) != trained.image_shape:
     raise CompressionError(f"{input_path} holds {tuple(header['image_shape'])} images; the "
