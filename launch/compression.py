@@ -95,7 +95,7 @@ DATASETS = {
                   "(28 × 20)"),
 }
 NOT_MEASURED = {
-    "cifar10": ("CIFAR-10 (the CPU-budget ResnetVAE of issue #17): not measured. Its checkpoints "
+    "cifar10": ("Our codec: not measured, with the CPU-budget ResnetVAE of issue #17. Its checkpoints "
                 "were never archived (only the small JSON files of its runs are in "
                 "results/xu2020/runs/), so there is no trained model on this machine to code "
                 "with, and retraining it does not fit this CPU budget. The compressor also "
@@ -383,6 +383,37 @@ def _rate(value) -> str:
   return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
 
 
+def measure_classic(dataset: str, to: str) -> dict:
+  """The classic codecs alone on a dataset's test images, where no model of ours codes them:
+  `to`/classic/<dataset>.json."""
+  from vae_jax import configuration, data  # pylint: disable=g-import-not-at-top
+  config = configuration.base_config()
+  config.data.name = dataset
+  dataset_ = data.load(config.data)
+  images = np.asarray(dataset_.test)
+  result = {"dataset": dataset, "num_images": int(images.shape[0]),
+            "image_shape": list(images.shape[1:]),
+            "codecs": classic_codecs(images, dataset_.binary), "environment": environment()}
+  os.makedirs(os.path.join(to, "classic"), exist_ok=True)
+  write_json_atomically(os.path.join(to, "classic", f"{dataset}.json"), result)
+  return result
+
+
+def render_classic(result: dict) -> list[str]:
+  """The markdown of the classic codecs alone on one dataset."""
+  lines = [f"The classic codecs on the {result['num_images']:,} test images in the data "
+           f"directory ({' × '.join(map(str, result['image_shape']))}), for scale "
+           "(`python launch/compression.py classic --dataset=cifar10`):", "",
+           "| codec | bytes/image | bits/dim | compress images/s | decompress images/s |",
+           "|---|---|---|---|---|"]
+  for codec in result["codecs"]:
+    lines.append(f"| {codec['name']} | {_num(codec['bytes_per_image'], 2)} | "
+                 f"{_num(codec['bits_per_dim'], 4)} | "
+                 f"{_rate(codec['compress_images_per_second'])} | "
+                 f"{_rate(codec['decompress_images_per_second'])} |")
+  return lines + [""]
+
+
 def render_table(result: dict) -> list[str]:
   """The markdown of one measured model: its table and the net/-ELBO check."""
   c, d, e = result["compress"], result["decompress"], result["is_nll"]
@@ -429,7 +460,10 @@ def render_table(result: dict) -> list[str]:
   return lines
 
 
-def render(results: list[dict]) -> str:
+def render(results: list[dict], classic=None) -> str:
+  """results/compression.md from the models' measurements and `classic`: {dataset: the
+  classic codecs alone} (measure_classic)."""
+  classic = classic or {}
   lines = [
       "# Lossless compression with trained VAEs, against classic codecs (issue #21)", "",
       "Made by `launch/compression.py` from `results/compression/*.json` (re-render with "
@@ -466,6 +500,8 @@ def render(results: list[dict]) -> str:
     for result in by_dataset[dataset]:
       lines += render_table(result)
   lines += ["## CIFAR-10", "", NOT_MEASURED["cifar10"], ""]
+  if classic.get("cifar10"):
+    lines += render_classic(classic["cifar10"])
   lines += render_settings(results)
   return "\n".join(lines)
 
@@ -508,6 +544,14 @@ def render_settings(results: list[dict]) -> list[str]:
   return lines
 
 
+def read_classic(to: str) -> dict:
+  """{dataset: measure_classic's result} of the JSONs in `to`/classic."""
+  folder = os.path.join(to, "classic")
+  names = sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".json")) if os.path.isdir(
+      folder) else []
+  return {name: runs_lib.load_json(os.path.join(folder, f"{name}.json")) for name in names}
+
+
 def read_results(to: str) -> list[dict]:
   """The measurement JSONs in `to`, in MODELS order (then any others by name)."""
   names = sorted(f[:-5] for f in os.listdir(to) if f.endswith(".json")) if os.path.isdir(
@@ -533,8 +577,12 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest="action", required=True)
-  for action in ("train", "measure", "render", "all"):
+  for action in ("train", "measure", "render", "all", "classic"):
     p = sub.add_parser(action)
+    if action == "classic":
+      p.add_argument("--dataset", default="cifar10", help="a data.name without a model of ours")
+      p.add_argument("--to", default=DEFAULT_TO)
+      continue
     if action != "render":
       p.add_argument("--runs_dir", default=DEFAULT_RUNS_DIR)
       p.add_argument("--models", default="", help=f"comma-separated, of {', '.join(MODELS)}")
@@ -545,6 +593,10 @@ def main(argv=None) -> int:
     if action in ("render", "all"):
       p.add_argument("--output", default=DEFAULT_OUTPUT)
   args = parser.parse_args(argv)
+  if args.action == "classic":
+    measure_classic(args.dataset, args.to)
+    print(f"wrote {os.path.join(args.to, 'classic', args.dataset + '.json')}; now render")
+    return 0
   if args.action in ("train", "all"):
     status = train(_names(args.models), args.runs_dir, getattr(args, "dry_run", False))
     if status:
@@ -553,7 +605,7 @@ def main(argv=None) -> int:
     for name in _names(args.models):
       measure(name, _relative(args.runs_dir), args.to)
   if args.action in ("render", "all"):
-    write_text_atomically(args.output, render(read_results(args.to)))
+    write_text_atomically(args.output, render(read_results(args.to), read_classic(args.to)))
     print(f"wrote {args.output}")
   return 0
 
