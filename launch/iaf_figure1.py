@@ -44,15 +44,20 @@ if ROOT not in sys.path:
 from vae_jax.flows.autoregressive import IAF  # pylint: disable=wrong-import-position
 from vae_jax.metric_writer import write_json_atomically  # pylint: disable=wrong-import-position
 
-flags.DEFINE_string("output_dir", "results/iaf_figure1", "Where the PNG and JSON go.")
-flags.DEFINE_integer("seed", 0, "Initialisation and training noise; the same for both models.")
-flags.DEFINE_integer("steps", 20_000, "Adam steps for each model.")
-flags.DEFINE_float("learning_rate", 1e-3, "Adam's step size (cosine-decayed to 0).")
-flags.DEFINE_integer("train_samples", 32, "Posterior samples per data point per step.")
-flags.DEFINE_integer("iaf_steps", 8, "IAF steps (MADEs) of the IAF posterior.")
-flags.DEFINE_integer("iaf_hidden", 64, "Units of each of a MADE's two hidden layers.")
-flags.DEFINE_integer("plot_samples", 2_000, "Posterior samples drawn per data point.")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """The command's flags, defined when it runs, not on import (tests import this file beside
+  modules that define flags of the same names)."""
+  flags.DEFINE_string("output_dir", "results/iaf_figure1", "Where the PNG and JSON go.")
+  flags.DEFINE_integer("seed", 0, "Initialisation and training noise; the same for both models.")
+  flags.DEFINE_integer("steps", 20_000, "Adam steps for each model.")
+  flags.DEFINE_float("learning_rate", 1e-3, "Adam's step size (cosine-decayed to 0).")
+  flags.DEFINE_integer("train_samples", 32, "Posterior samples per data point per step.")
+  flags.DEFINE_integer("iaf_steps", 8, "IAF steps (MADEs) of the IAF posterior.")
+  flags.DEFINE_integer("iaf_hidden", 64, "Units of each of a MADE's two hidden layers.")
+  flags.DEFINE_integer("plot_samples", 2_000, "Posterior samples drawn per data point.")
 
 # Ours: the four one-hot vectors (2x2 binary images with one pixel on).
 DATA = np.eye(4, dtype=np.float32)
@@ -327,4 +332,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -1,7 +1,9 @@
-"""launch/compression.py: the classic codecs' sizes and checks, and the markdown it renders."""
+"""launch/compression_table.py: the classic codecs' sizes and checks, and the markdown it renders."""
 import copy
 import importlib.util
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _load_launcher():
   spec = importlib.util.spec_from_file_location(
-      "launch_compression", os.path.join(_ROOT, "launch", "compression.py"))
+      "launch_compression", os.path.join(_ROOT, "launch", "compression_table.py"))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -126,3 +128,12 @@ def test_read_results_orders_by_model_and_renders_from_the_files(tmp_path):
   results = compression.read_results(str(tmp_path))
   assert [r["model"] for r in results] == ["mnist-standard", "mnist-rnvp_prior"]
   assert compression.render(results) == compression.render([copy.deepcopy(first), other])
+
+
+def test_a_launch_script_runs_with_launch_on_its_path():
+  """`python launch/<script>.py` puts launch/ first on sys.path, so a file there named like a
+  module that a library tries to import shadows it: launch/compression.py once broke every
+  launcher, as JAX tries `from compression import zstd` (Python 3.14's stdlib) when imported."""
+  result = subprocess.run([sys.executable, "launch/iaf_figure1.py", "--helpshort"], cwd=_ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+  assert "--iaf_steps" in result.stdout and "Traceback" not in result.stderr, result.stderr[-2000:]

@@ -2,10 +2,10 @@
 (vae_jax.compress) against gzip, bz2, xz, PNG and WebP lossless on the same test images.
 
   export VAE_JAX_DATA_DIR=../shared/data
-  python launch/compression.py train [--runs_dir=runs/compression] [--models=a,b] [--dry_run]
-  python launch/compression.py measure [--runs_dir=runs/compression] [--to=results/compression]
-  python launch/compression.py render [--to=results/compression] [--output=results/compression.md]
-  python launch/compression.py all    # train, measure, render
+  python launch/compression_table.py train [--runs_dir=runs/compression] [--models=a,b] [--dry_run]
+  python launch/compression_table.py measure [--runs_dir=runs/compression] [--to=results/compression]
+  python launch/compression_table.py render [--to=results/compression] [--output=results/compression.md]
+  python launch/compression_table.py all    # train, measure, render
 
 Run from the repository root. The models (MODELS below), each trained by `python -m
 vae_jax.main` in <runs_dir>/<workdir> on a CPU budget:
@@ -287,7 +287,7 @@ def measure(name: str, runs_dir: str, to: str) -> dict:
   spec = MODELS[name]
   workdir = os.path.join(runs_dir, spec["workdir"])
   if not os.path.exists(os.path.join(workdir, "eval_test.json")):
-    raise SystemExit(f"{workdir} has no eval_test.json: run `python launch/compression.py "
+    raise SystemExit(f"{workdir} has no eval_test.json: run `python launch/compression_table.py "
                      "train` first.")
   out_dir = os.path.join(runs_dir, "compressed")
   os.makedirs(out_dir, exist_ok=True)
@@ -403,7 +403,7 @@ def render_classic(result: dict) -> list[str]:
   """The markdown of the classic codecs alone on one dataset."""
   lines = [f"The classic codecs on the {result['num_images']:,} test images in the data "
            f"directory ({' × '.join(map(str, result['image_shape']))}), for scale "
-           "(`python launch/compression.py classic --dataset=cifar10`):", "",
+           "(`python launch/compression_table.py classic --dataset=cifar10`):", "",
            "| codec | bytes/image | bits/dim | compress images/s | decompress images/s |",
            "|---|---|---|---|---|"]
   for codec in result["codecs"]:
@@ -466,8 +466,8 @@ def render(results: list[dict], classic=None) -> str:
   classic = classic or {}
   lines = [
       "# Lossless compression with trained VAEs, against classic codecs (issue #21)", "",
-      "Made by `launch/compression.py` from `results/compression/*.json` (re-render with "
-      "`python launch/compression.py render`). Our codec is bits-back ANS with the trained VAE "
+      "Made by `launch/compression_table.py` from `results/compression/*.json` (re-render with "
+      "`python launch/compression_table.py render`). Our codec is bits-back ANS with the trained VAE "
       "(`vae_jax/compress.py`, constriction's ANS coder). Every row codes the same images; "
       "bits/dim = 8 × bytes / (N × H × W × C). gzip, bzip2 and xz code the whole uint8 array "
       "(one byte per pixel, C order) as one stream at their maximum presets; for binary images "
@@ -535,12 +535,12 @@ def render_settings(results: list[dict]) -> list[str]:
             "their fingerprints), and the checkpoints are not in the repository.", "",
             "```bash",
             "export VAE_JAX_DATA_DIR=../shared/data",
-            "python launch/compression.py train    # = these, each skipped once finished:"]
+            "python launch/compression_table.py train    # = these, each skipped once finished:"]
   lines += [f"#   {r['commands']['train']}" for r in results]
-  lines += ["python launch/compression.py measure  # per model, then the classic codecs:"]
+  lines += ["python launch/compression_table.py measure  # per model, then the classic codecs:"]
   for r in results:
     lines += [f"#   {r['commands']['compress']}", f"#   {r['commands']['decompress']}"]
-  lines += ["python launch/compression.py render", "```", ""]
+  lines += ["python launch/compression_table.py render", "```", ""]
   return lines
 
 
@@ -570,7 +570,7 @@ def _relative(path: str) -> str:
 
 
 def _names(models_flag: str) -> list[str]:
-  return runs_lib.select_cells(MODELS, models_flag, "python launch/compression.py --help")
+  return runs_lib.select_cells(MODELS, models_flag, "python launch/compression_table.py --help")
 
 
 def main(argv=None) -> int:
