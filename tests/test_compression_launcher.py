@@ -132,8 +132,9 @@ def test_read_results_orders_by_model_and_renders_from_the_files(tmp_path):
 
 def test_a_launch_script_runs_with_launch_on_its_path():
   """`python launch/<script>.py` puts launch/ first on sys.path, so a file there named like a
-  module that a library tries to import shadows it: launch/compression.py once broke every
-  launcher, as JAX tries `from compression import zstd` (Python 3.14's stdlib) when imported."""
+  module that a library tries to import shadows it: launch/compression.py once broke the
+  launchers that import JAX first, as JAX tries `from compression import zstd` (Python 3.14's
+  stdlib) when imported."""
   result = subprocess.run([sys.executable, "launch/iaf_figure1.py", "--helpshort"], cwd=_ROOT,
                           capture_output=True, text=True, timeout=300, check=False)
   assert "--iaf_steps" in result.stdout and "Traceback" not in result.stderr, result.stderr[-2000:]
