@@ -414,7 +414,10 @@ def _model_input(codec: Codec, images):
 def _gaussian_symbols(flow: FlowCoding, loc, scale, n: int):
   """(means, stds) in grid steps, float64, of the first n rows: QuantizedGaussian's parameters;
   checked finite and positive (constriction would panic)."""
-  means = np.asarray(loc, np.float64)[:n].reshape(-1) / flow.step
+  half = 2**(_FLOW_GRID_BITS - 1)
+  # Means far off the grid (a flow's inverse can return huge finite values) are clipped: any mean
+  # is lossless, and constriction finds no mass on the grid for some extreme ones.
+  means = np.clip(np.asarray(loc, np.float64)[:n].reshape(-1) / flow.step, -2 * half, 2 * half)
   stds = np.asarray(scale, np.float64)[:n].reshape(-1) / flow.step
   if not (np.all(np.isfinite(means)) and np.all(np.isfinite(stds)) and np.all(stds > 0)):
     raise CompressionError("the model gave non-finite or degenerate latent distributions; it "
@@ -430,8 +433,10 @@ def _window(half_width: int):
 def _near_mean(flow: FlowCoding, loc, scale, n: int):
   """(window model, means and stds relative to the rounded means, those centres)."""
   means, stds = _gaussian_symbols(flow, loc, scale, n)
-  half_width = 2**max(4, math.ceil(math.log2(_FLOW_WINDOW_STDS * stds.max() + 1)))
-  centres = np.round(means)
+  half = 2**(_FLOW_GRID_BITS - 1)
+  half_width = min(2**max(4, math.ceil(math.log2(_FLOW_WINDOW_STDS * stds.max() + 1))), half // 2)
+  # The window stays on the grid, so that a popped symbol can later be pushed on the whole grid.
+  centres = np.clip(np.round(means), -half + half_width, half - 1 - half_width)
   return _window(half_width), means - centres, stds, centres
 
 
