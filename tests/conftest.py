@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny config on the embedded digits, so training tests take seconds."""
+import importlib.util
 import os
 import tempfile
 import warnings
@@ -30,6 +31,15 @@ from vae_jax.models.factory import component  # pylint: disable=wrong-import-pos
 # The tiny model's prior options by prior (the rest are each prior's defaults).
 _TINY_PRIORS = {"realnvp": dict(num_blocks=2, coupling_hidden=16), "af": dict(num_steps=2),
                 "mog": dict(num_components=500), "vampprior": dict(num_components=500)}
+
+
+def launch_module(script: str):
+  """launch/<script> loaded as a module (launch/ is not a package), for tests of launchers."""
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "launch", script)
+  spec = importlib.util.spec_from_file_location(f"launch_{script[:-3]}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def tiny_config(prior: str = "realnvp"):

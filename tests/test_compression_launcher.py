@@ -1,6 +1,5 @@
 """launch/compression_table.py: the classic codecs' sizes and checks, and the markdown it renders."""
 import copy
-import importlib.util
 import os
 import subprocess
 import sys
@@ -8,18 +7,12 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import launch_module
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _load_launcher():
-  spec = importlib.util.spec_from_file_location(
-      "launch_compression", os.path.join(_ROOT, "launch", "compression_table.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-compression = _load_launcher()
+compression = launch_module("compression_table.py")
 
 
 def _binary(seed, n=6, h=28, w=28):

@@ -1,8 +1,6 @@
 """The toy VAE of IAF Figure 1 (launch/iaf_figure1.py): its log q(z|x) against a brute-force
 change of variables, its bounds against quadrature, and a short training run."""
-import importlib.util
 import itertools
-import os
 
 import jax
 import jax.numpy as jnp
@@ -10,19 +8,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from conftest import launch_module
 from test_flows import _perturb
 
 
-def _load_script():
-  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "launch",
-                      "iaf_figure1.py")
-  spec = importlib.util.spec_from_file_location("iaf_figure1_launch", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-figure1 = _load_script()
+figure1 = launch_module("iaf_figure1.py")
 DATA = jnp.asarray(figure1.DATA)
 
 

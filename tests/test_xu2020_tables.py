@@ -1,5 +1,4 @@
 """The transcribed tables of Xu et al. (2020) and the launch/xu2020.py tooling (no training)."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -8,20 +7,13 @@ import sys
 import pytest
 
 from vae_jax import config_files
+from conftest import launch_module
 
 xu2020 = config_files.module("configs/xu2020.py")
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _load_launcher():
-  spec = importlib.util.spec_from_file_location(
-      "launch_xu2020", os.path.join(_ROOT, "launch", "xu2020.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-launcher = _load_launcher()
+launcher = launch_module("xu2020.py")
 xu2020_tables = launcher.xu2020_tables
 TABLES = xu2020_tables.TABLES
 
