@@ -1,5 +1,5 @@
-"""What the paper launchers share: workdir names, reading finished runs, archiving them, and the
-markdown table of every archived run."""
+"""What the paper launchers share: workdir names, reading finished runs, archiving them, the
+protocol label of each of our numbers, and the markdown table of every archived run."""
 import json
 import math
 import os
@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from typing import NamedTuple
 
 from vae_jax.configuration import networks_label, upgrade_model
 
@@ -63,11 +64,107 @@ def fmt(value, digits=2) -> str:
   return "" if value is None else f"{value:.{digits}f}"
 
 
+# The full test sets the papers evaluate on (vae_jax/data/sources.py; Omniglot: Burda et al.'s).
+TEST_SET_SIZES = {"static_mnist": 10_000, "mnist": 10_000, "fashion_mnist": 10_000,
+                  "omniglot": 8_070, "cifar10": 10_000, "caltech101_silhouettes": 2_307,
+                  "freyfaces": 200}
+
+
+LEGEND = ("Each of our cells says how it was measured: value · bound and L · test images where "
+          "fewer than the full test set · epochs; wherever ours differs from the paper's "
+          "protocol, the paper's follows in parentheses.")
+
+
+class Protocol(NamedTuple):
+  """How a number was measured, so that unlike numbers are never compared unawares: its bound
+  ("IS-NLL", "ELBO", ...; None for a statistic that bounds nothing), the importance samples L,
+  the training epochs (a paper's: the most; None: not given or not recorded), whether early
+  stopping ended training, and the test images (None: not known)."""
+  bound: str | None
+  samples: int | None = None
+  epochs: float | None = None
+  early_stopping: bool = False
+  test_images: int | None = None
+
+
+def measured(results: dict, bound: str | None, epochs, early_stopping=False) -> Protocol:
+  """Our protocol of a number of `bound` from one evaluation (an eval_test*.json): L counts
+  for the bounds that involve the IS-NLL; each test image counts once, however many times it
+  was binarized."""
+  points = results.get("num_points")
+  samples = results.get("num_samples") if bound and "IS-NLL" in bound else None
+  test_images = None if points is None else points // results.get("test_binarizations", 1)
+  return Protocol(bound, samples, epochs, early_stopping, test_images)
+
+
+def early_stopped(config: dict | None, epochs) -> bool:
+  """Whether early stopping ended a run (its config.json and the epochs it trained)."""
+  train = (config or {}).get("train", {})
+  return (bool(train.get("early_stopping_patience_epochs")) and epochs is not None
+          and epochs < train.get("num_epochs", 0))
+
+
+def run_protocol(run: dict, results: dict, bound: str | None) -> Protocol:
+  """Our protocol of a number of `bound` from `results`, one evaluation of a run of
+  `read_runs`: the epochs it trained and whether early stopping ended it."""
+  trained = run["summary"].get("epochs")
+  return measured(results, bound, trained, early_stopped(run["config"], trained))
+
+
+def _bound(p: Protocol) -> str:
+  return p.bound + ("" if p.samples is None else f", L={p.samples:,}")
+
+
+def _epochs(epochs: float) -> str:
+  """Whole epochs as they are, a fraction of one (a stopped run) to two decimals."""
+  return f"{epochs:,.0f} ep" if epochs == round(epochs) else f"{epochs:.2f} ep"
+
+
+def _budget(p: Protocol) -> str:
+  if p.early_stopping:
+    return ("" if p.epochs is None else f"≤{_epochs(p.epochs)}, ") + "early stopping"
+  return "epochs not given" if p.epochs is None else _epochs(p.epochs)
+
+
+def _test_images(ours: int | None, paper: int | None) -> list[str]:
+  """What a cell says of its test images: nothing where they are the paper's."""
+  if ours is None:
+    return [] if paper is None else ["test images not recorded"]
+  if paper is None:
+    return [f"{ours:,} test images"]
+  return [f"first {ours:,} of {paper:,} test images"] if ours < paper else []
+
+
+def describe(paper: Protocol) -> str:
+  """A paper's protocol in the words of `label`, for a table's header or legend."""
+  return " · ".join(([_bound(paper)] if paper.bound else []) + [_budget(paper)])
+
+
+def label(value: str, ours: Protocol, paper: Protocol) -> str:
+  """One of our numbers with its protocol, in the cell itself: `value` · its bound and L · its
+  test images where fewer than the paper's · its epochs; wherever ours differs from the
+  paper's, the paper's follows in parentheses (an ELBO against an IS-NLL, fewer samples or
+  epochs)."""
+  parts = [value]
+  if ours.bound:
+    bound = _bound(ours)
+    if paper.bound and ours.bound != paper.bound:
+      bound += f" (paper: {_bound(paper)})"
+    elif paper.samples is not None and ours.samples != paper.samples:
+      bound += f" (paper: {'' if ours.samples else 'L='}{paper.samples:,})"
+    parts += [bound] + _test_images(ours.test_images, paper.test_images)
+  trained = ("epochs not recorded" if ours.epochs is None else _epochs(ours.epochs)
+             ) + (", early-stopped" if ours.early_stopping else "")
+  same = ours.early_stopping if paper.early_stopping else ours.epochs == paper.epochs
+  parts.append(trained if same else f"{trained} (paper: {_budget(paper)})")
+  return " · ".join(parts)
+
+
 def render_runs(runs: dict) -> str:
   """Every run: settings, budget, and each evaluation."""
   lines = ["", "## Every archived run", "",
-           "| run | architecture, prior, posterior | epochs | test points | IS samples | NLL | ELBO | "
-           "KL nats | KL bits | bits/dim | active units | train img/s |",
+           "| run | architecture, prior, posterior | epochs | test points | IS samples | IS-NLL | "
+           "ELBO | KL nats | KL bits | bits/dim of the IS-NLL | active units | train img/s |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for name, run in runs.items():
     model = upgrade_model(run["config"]["model"])

@@ -15,6 +15,7 @@ iterative cells start from their pretraining cell's workdir, which comes first i
 """
 import argparse
 import dataclasses
+import functools
 import os
 import re
 import sys
@@ -31,6 +32,9 @@ from vae_jax.metric_writer import write_text_atomically
 # pylint: enable=wrong-import-position
 
 xu2020 = config_files.module("configs/xu2020.py")
+# What each metric's number is, for its label (launch/runs.py); metrics not here bound nothing.
+_BOUNDS = {"nll": "IS-NLL", "bits_per_dim": "IS-NLL bits/dim", "elbo": "ELBO",
+           "reconstruction": "ELBO term", "kl": "ELBO term", "kl_z_given_x": "−ELBO − IS-NLL"}
 _BUDGET_SUFFIX = re.compile(r"(?P<slug>.+?)(?:-[0-9.]+ep)?")
 
 
@@ -119,7 +123,8 @@ def finished_workdirs(runs_dirs) -> dict[tuple[str, float], list[str]]:
 
 
 def read_run(workdir: str) -> dict:
-  """A finished workdir's results, epochs and command (None/"" where the file is absent)."""
+  """A finished workdir's results, epochs, config and command (None/"" where the file is
+  absent)."""
   command_path = os.path.join(workdir, "command.txt")
   command_line = ""
   if os.path.exists(command_path):
@@ -132,6 +137,7 @@ def read_run(workdir: str) -> dict:
   # An evaluation of an unfinished run (vae_jax.evaluate) records the epochs it had trained.
   return {"results": results,
           "epochs": summary["epochs"] if summary else results.get("epochs"),
+          "config": runs_lib.load_json(os.path.join(workdir, "config.json")),
           "command": command_line}
 
 
@@ -154,6 +160,24 @@ def _format(value: float, table: str, metric: str) -> str:
   return f"{value:.{1 if table == 'B.7' else 2}f}"
 
 
+@functools.cache
+def _paper_setup(cell: str) -> tuple:
+  """(IS samples, epochs, early stopping?, test images) of the paper's protocol for a cell, as
+  its config sets them (B.1, B.3)."""
+  config = xu2020.get_config(cell)
+  return (config.eval.num_samples, config.train.num_epochs,
+          config.train.early_stopping_patience_epochs > 0,
+          runs_lib.TEST_SET_SIZES.get(config.data.name))
+
+
+def paper_protocol(cell: str, metric: str) -> runs_lib.Protocol:
+  """How the paper measured `metric` of `cell`, for our number's label."""
+  samples, epochs, early_stopping, test_images = _paper_setup(cell)
+  bound = _BOUNDS.get(metric)
+  return runs_lib.Protocol(bound, samples if bound and "IS-NLL" in bound else None, epochs,
+                           early_stopping, test_images)
+
+
 def _escape(text: str) -> str:
   return text.replace("|", "\\|")
 
@@ -172,15 +196,17 @@ def render(runs: dict[tuple[str, float], dict], runs_dirs) -> str:
       f"ours: {', '.join(str(s) for s in samples) or 'no runs yet'}). "
       "kl_z_given_x = -NLL - ELBO. Paper values are means over 3 runs (± their standard "
       "deviation where printed); ours are single runs, blank where the cell has not been run, "
-      "and reference rows (other papers' models) have none. The epochs column is our run's "
-      "training length: the paper trains for 2,400 epochs (post-hoc and iterative priors: "
-      "3,200 more after pre-training; Table B.4: 300), so our runs are at reduced budgets "
-      "where it says fewer. Hardware: devices and CPU cores of our run. Command: the exact "
-      "command that trained it (command.txt).", ""]
+      "and reference rows (other papers' models) have none. The paper's protocol: IS-NLL with "
+      "L=1,000 on the full test sets, ELBO and its terms on the same, after 2,400 epochs "
+      "(post-hoc and iterative priors: 3,200 more after pre-training; Table B.4: 300; "
+      f"StaticMNIST and PixelVAE: early stopping within them). {runs_lib.LEGEND} The bound is "
+      "the IS-NLL, the ELBO, an ELBO term, or −ELBO − IS-NLL for kl_z_given_x (none for counts "
+      "and statistics). Hardware: devices and CPU cores of our run. Command: the exact command "
+      "that trained it (command.txt).", ""]
   for table in xu2020_tables.TABLES.values():
     lines += [f"## Table {table.name}: {table.title}", "",
-              "| row | column | metric | paper | ours | epochs | hardware | command |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| row | column | metric | paper | ours | hardware | command |",
+              "|---|---|---|---|---|---|---|"]
     for entry in table.entries:
       paper = "" if entry.paper is None else _format(entry.paper, table.name, entry.metric)
       if entry.paper_std is not None:
@@ -197,19 +223,24 @@ def render(runs: dict[tuple[str, float], dict], runs_dirs) -> str:
 
 
 def _row(entry, table_name: str, paper: str, chosen: dict | None) -> str:
-  """One markdown row: the entry, the paper's number and our chosen run's (blank without one)."""
-  ours = epochs = hardware = command_line = ""
+  """One markdown row: the entry, the paper's number and our chosen run's with its protocol
+  (blank without one)."""
+  ours = hardware = command_line = ""
   if chosen:
     results = chosen["results"]
     value = _ours(entry.metric, results)
-    ours = "" if value is None else _format(value, table_name, entry.metric)
-    epochs = "" if chosen["epochs"] is None else f"{chosen['epochs']:g}"
+    if value is not None:
+      protocol = runs_lib.measured(
+          results, _BOUNDS.get(entry.metric), chosen["epochs"],
+          runs_lib.early_stopped(chosen["config"], chosen["epochs"]))
+      ours = runs_lib.label(_format(value, table_name, entry.metric), protocol,
+                            paper_protocol(entry.cell, entry.metric))
     if "devices" in results:
       hardware = results["devices"] + (
           f", {results['cpu_count']} CPU cores" if "cpu_count" in results else "")
     command_line = f"`{chosen['command']}`" if chosen["command"] else ""
   return "| " + " | ".join(_escape(c) for c in (
-      entry.row, entry.column, entry.metric, paper, ours, epochs, hardware, command_line)) + " |"
+      entry.row, entry.column, entry.metric, paper, ours, hardware, command_line)) + " |"
 
 
 def collect(runs_dirs, output: str) -> None:

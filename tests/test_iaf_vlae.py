@@ -275,7 +275,8 @@ def test_every_paper_cell_builds_a_valid_config():
 
 
 def test_collect_puts_each_run_beside_the_paper(tmp_path):
-  """A run named <cell>-<N>ep lands in its table row with its budget; every run is listed."""
+  """A run named <cell>-<N>ep lands in its table row labelled with its protocol; every run is
+  listed."""
   import importlib.util  # pylint: disable=g-import-not-at-top
   spec = importlib.util.spec_from_file_location(
       "iaf_vlae_launch", __file__.replace("tests/test_iaf_vlae.py", "launch/iaf_vlae.py"))
@@ -283,18 +284,21 @@ def test_collect_puts_each_run_beside_the_paper(tmp_path):
   spec.loader.exec_module(launch)
   from vae_jax import configuration  # pylint: disable=g-import-not-at-top
   runs = tmp_path / "runs"
-  for name, config, nll in (
-      ("mnist-iaf-d2-w320-7ep", iaf.iaf_mnist(2, 320), 85.25),
-      ("static_mnist-vlae-3ep", vlae.vlae("static_mnist"), 91.5)):
+  for name, config, nll, epochs in (
+      ("mnist-iaf-d2-w320-7ep", iaf.iaf_mnist(2, 320), 85.25, 7),
+      ("static_mnist-vlae-3ep", vlae.vlae("static_mnist"), 91.5, 3)):
     (runs / name).mkdir(parents=True)
     (runs / name / "config.json").write_text(configuration.to_json(config))
+    (runs / name / "train_summary.json").write_text(json.dumps({"epochs": epochs}))
     (runs / name / "eval_test.json").write_text(json.dumps(dict(
         nll=nll, elbo=-nll - 3, kl=20.0, bits_per_dim=0.15, active_units=30, num_samples=128,
         num_points=10000)))
   launch.collect(str(runs), str(tmp_path))
   iaf_md = (tmp_path / "iaf.md").read_text()
-  assert "| iaf-d2-w320 | -82.02 | 79.77 | 85.25 | 7 ep, 128 IS |" in iaf_md
-  assert "| diagonal | -84.08 | 81.08 |  |  |" in iaf_md
+  assert ("| iaf-d2-w320 | -82.02 | 79.77 | 85.25 · IS-NLL, L=128 · 7 ep (paper: epochs not "
+          "given) |") in iaf_md
+  assert "| diagonal | -84.08 | 81.08 |  |" in iaf_md
   vlae_md = (tmp_path / "vlae.md").read_text()
-  assert "| 1 | static_mnist, VLAE | 79.03 | 91.50 | 3 ep, 128 IS |" in vlae_md
+  assert ("| 1 | static_mnist, VLAE | 79.03 | 91.50 · IS-NLL, L=128 (paper: 4,096) · 3 ep "
+          "(paper: epochs not given) |") in vlae_md
   assert "static_mnist-vlae-3ep" in vlae_md and "static_mnist-vlae-3ep" not in iaf_md

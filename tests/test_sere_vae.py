@@ -380,6 +380,7 @@ def test_launcher_collects_the_comparisons_and_the_kl_per_layer(tmp_path):
     (runs / name).mkdir(parents=True)
     config = serevae.get_config(name.rsplit("-", 1)[0])
     (runs / name / "config.json").write_text(configuration.to_json(config))
+    (runs / name / "train_summary.json").write_text(json.dumps({"epochs": 100}))
     layers = {f"active_units_layer_{l}": 10 - l for l in range(1, 11)}
     # The SeRe-VAE's evaluation is from before issue #19's whitened statistics: no marker.
     marker = {} if "sere" in name else {"latent_statistics_of": "base latents whitened"}
@@ -388,8 +389,9 @@ def test_launcher_collects_the_comparisons_and_the_kl_per_layer(tmp_path):
         num_points=10000, num_params=3_805_160, kl_per_layer=[2.0] * 10, **layers, **marker)))
   launch.collect(str(runs), str(tmp_path))
   text = (tmp_path / "serevae.md").read_text()
-  assert ("| SeRe-VAE, 10 layers x 10 latents | mnist-mlp-sere |  | 84.50 | -87.50 | 20.00 | "
-          "3,805,160 | 100 | 1000 | 10000 |") in text
+  assert ("| SeRe-VAE, 10 layers x 10 latents | mnist-mlp-sere |  | 84.50 · IS-NLL, L=1,000 · "
+          "100 ep (paper: epochs not given) | -87.50 · ELBO · 100 ep (paper: epochs not given) | "
+          "20.00 | 3,805,160 |") in text
   assert "| DLGM (ResNet), widened encoders | mnist-resnet-dlgm |  |  |" in text  # not run: blank
   assert "**mnist-mlp-dlgm-100ep** (sum 20.00 nats)" in text
   assert "**mnist-mlp-sere-100ep** (sum 20.00 nats, active units of eps)" in text

@@ -365,24 +365,29 @@ def _launcher():
 
 def test_launcher_commands_scale_the_warmup_and_collect_fills_the_tables(tmp_path):
   """A reduced budget keeps a warm-up of W epochs; a run named <cell>-<N>ep lands in Table 1 and
-  Table 2 with its budget, the Figure 2-3 rows show ELBO and active units per layer."""
+  Table 2 labelled with its protocol (its epochs against the paper's early stopping, or early-
+  stopped itself), the Figure 2-3 rows show ELBO and active units per layer."""
   launch = _launcher()
   command = launch.command("static_mnist-vae-vampprior", "runs", epochs=60, warmup_epochs=10)
   assert "--config.train.num_epochs=60" in command
   assert f"--config.train.kl_warmup_fraction={10 / 60!r}" in command
   assert launch.command("x", "runs", epochs=50)[-1] == "--config.train.kl_warmup_fraction=1.0"
   runs = tmp_path / "runs"
-  for name, nll in (("static_mnist-vae-vampprior-60ep", 86.5),
-                    ("static_mnist-hvae-mog-K50-9ep", 90.25)):
-    cell = name.rsplit("-", 1)[0]
+  for name, nll, trained in (("static_mnist-vae-vampprior-60ep", 86.5, 60),
+                             ("static_mnist-hvae-mog-K50-9ep", 90.25, 7)):
+    cell, budget = name.rsplit("-", 1)
     (runs / name).mkdir(parents=True)
-    (runs / name / "config.json").write_text(configuration.to_json(vampprior.get_config(cell)))
+    config = vampprior.get_config(cell)
+    config.train.num_epochs = float(budget[:-2])
+    (runs / name / "config.json").write_text(configuration.to_json(config))
+    (runs / name / "train_summary.json").write_text(json.dumps({"epochs": trained}))
     (runs / name / "eval_test.json").write_text(json.dumps(dict(
         nll=nll, elbo=-nll - 3, kl=20.0, bits_per_dim=0.15, active_units=30, active_units_z1=12,
         active_units_z2=18, num_samples=5000, num_points=10000)))
   launch.collect(str(runs), str(tmp_path))
   text = (tmp_path / "vampprior.md").read_text()
-  assert "| static_mnist | 88.56 |  | 85.57 | 86.50 |" in text
-  assert "- static_mnist-vae-vampprior: 60 ep, 5000 IS" in text
-  assert "| mog | 50 | -93.25 | 90.25 | 12 | 18 | 9 ep, 5000 IS |" in text
+  assert ("| static_mnist | 88.56 |  | 85.57 | 86.50 · IS-NLL, L=5,000 · 60 ep (paper: early "
+          "stopping) |") in text
+  assert ("| mog | 50 | -93.25 · ELBO · 7 ep, early-stopped | 90.25 · IS-NLL, L=5,000 · 7 ep, "
+          "early-stopped | 12 | 18 |") in text
   assert "vampprior K=500" in text  # every archived run, with its K

@@ -107,7 +107,8 @@ def test_commands_put_pretraining_first():
 def _finished_workdir(path, nll, epochs, command="python -m vae_jax.main ..."):
   os.makedirs(path)
   results = {"nll": nll, "elbo": -nll - 2.0, "reconstruction": -60.0, "kl": 25.0,
-             "active_units": 40, "num_samples": 1000, "devices": "1x cpu", "cpu_count": 2}
+             "active_units": 40, "num_samples": 1000, "num_points": 10000, "devices": "1x cpu",
+             "cpu_count": 2}
   for name, content in (("eval_test.json", results), ("train_summary.json", {"epochs": epochs}),
                         ("config.json", {})):
     with open(os.path.join(path, name), "w", encoding="utf-8") as f:
@@ -140,14 +141,22 @@ def test_collect_fills_only_the_run_cell(tmp_path):
       escaped = [text.replace("|", "\\|") for text in (entry.row, entry.column, entry.metric)]
       assert row[:3] == escaped
       if entry.cell == "resnet,standard,mnist":  # B.3's posterior_std is not in the results
-        assert row[4:] == [expected.get(entry.metric, ""), "50", "1x cpu, 2 CPU cores",
-                           "`python good`"]
+        value = expected.get(entry.metric)
+        # The 50-epoch run's number, labelled with its budget against the paper's 2,400 epochs.
+        assert (row[4] == "" if value is None else row[4].startswith(value + " · ")
+                and row[4].endswith(" · 50 ep (paper: 2,400 ep)"))
+        assert row[5:] == ["1x cpu, 2 CPU cores", "`python good`"]
         filled += entry.metric in expected
       else:
-        assert row[4:] == ["", "", "", ""], (name, row)
+        assert row[4:] == ["", "", ""], (name, row)
   assert filled > 10
   table_3 = {(r[0], r[1]): r for r in _rows(markdown, "3")}
-  assert table_3[("MNIST", "ResnetVAE standard")][3:5] == ["81.07", "82.50"]
+  assert table_3[("MNIST", "ResnetVAE standard")][3:5] == [
+      "81.07", "82.50 · IS-NLL, L=1,000 · 50 ep (paper: 2,400 ep)"]
+  table_6 = {(r[0], r[1], r[2]): r for r in _rows(markdown, "6")}
+  assert table_6[("MNIST", "standard", "kl_z_given_x")][3:5] == [
+      "3.55", "2.00 · −ELBO − IS-NLL, L=1,000 · 50 ep (paper: 2,400 ep)"]
+  assert table_6[("MNIST", "standard", "elbo")][4] == "-84.50 · ELBO · 50 ep (paper: 2,400 ep)"
   assert _rows(markdown, "B.15")[0][3] == "82.95 ± 0.09"
 
 
@@ -195,7 +204,7 @@ def test_collect_reads_the_analysis_numbers_of_a_workdir(tmp_path):
   row = _rows(output.read_text(encoding="utf-8"), "B.5")[0]
   assert row[:5] == ["D_KL(q(z)\\|\\|p(z))", "n_x = 1", "aggregated_posterior_kl_nx1", "15.279", ""]
   row = _rows(output.read_text(encoding="utf-8"), "B.5")[1]
-  assert row[3:6] == ["14.623", "12.346", "20"]
+  assert row[3:5] == ["14.623", "12.346 · 20 ep (paper: 2,400 ep)"]  # a statistic: no bound
 
 
 def test_collect_puts_narrower_models_in_rows_of_their_own(tmp_path):
@@ -211,10 +220,13 @@ def test_collect_puts_narrower_models_in_rows_of_their_own(tmp_path):
   output = tmp_path / "out.md"
   launcher.collect([str(runs)], str(output))
   rows = {(r[0], r[1]): r for r in _rows(output.read_text(encoding="utf-8"), "B.2")}
-  assert rows[("ResnetVAE", "bpd")][3:6] == ["3.98", "4.90", "2"]
+  assert rows[("ResnetVAE", "bpd")][3:5] == [
+      "3.98", "4.90 · IS-NLL bits/dim (paper: L=1,000) · test images not recorded · 2 ep "
+      "(paper: 2,400 ep)"]
   rnvp = "ResnetVAE + RealNVP p(z), K = 50"
   assert rows[(rnvp, "bpd")][3:5] == ["3.54", ""]
   variant = rows[(rnvp, "bpd, our width=0.25 variant (not the paper's model)")]
-  assert variant[3:6] == ["", "4.50", "9"]
+  assert variant[3] == "" and variant[4].startswith("4.50 · IS-NLL bits/dim")
+  assert variant[4].endswith(" · 9 ep (paper: 2,400 ep)")
   assert len(rows) == len(TABLES["B.2"].entries) + 1
   assert launcher.table_cell_of("resnet-standard-epochs9-width0.25-cifar10", {"x"}) is None
