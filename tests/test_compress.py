@@ -161,18 +161,27 @@ def test_decompression_refuses_another_model_code_or_device():
       compress.check_compatible(dict(expected, **{key: "x"}), expected)
 
 
+def _train(config, workdir: str) -> None:
+  """A workdir as `vae_jax.main` leaves it (config.json and checkpoints), without the test-set
+  evaluation that compression does not read (it computes its own -ELBO to compare with)."""
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+    f.write(configuration.to_json(config))
+  train.train(train.setup_run(config), workdir)
+
+
 @pytest.fixture(scope="module")
 def trained_workdir(tmp_path_factory):
   """tiny_config's DenseVAE with the standard prior, trained for 12 epochs on the digits."""
   workdir = str(tmp_path_factory.mktemp("compress_run"))
   config = tiny_config("standard")
   config.train.num_epochs = 12
-  config.eval.active_unit_images = 100
-  train.train_and_evaluate(config, workdir)
+  _train(config, workdir)
   return workdir
 
 
-def test_code_length_agrees_with_the_negative_elbo_and_files_round_trip(trained_workdir, tmp_path):
+def test_code_length_agrees_with_the_negative_elbo_and_files_round_trip(trained_workdir, tmp_path,
+                                                                      monkeypatch):
   """The net code length of the 300 test digits is within 3% of the model's -ELBO (16 samples per
   image). It is a one-sample estimate of the -ELBO of the discretized latents: the per-image
   spread of log p(x|z) + log p(z) - log q(z|x) (a few nats on ~35) averages to about 1% over 300
@@ -190,10 +199,13 @@ def test_code_length_agrees_with_the_negative_elbo_and_files_round_trip(trained_
   compress.decompress_to_file(trained_workdir, output, restored_path)
   test_images = np.asarray(compress.load_workdir(trained_workdir).test_images)
   np.testing.assert_array_equal(np.load(restored_path), test_images)
-  # An (N, H, W) array comes back in its own shape.
+  # An (N, H, W) array comes back in its own shape; batches capped by the size of their latent
+  # tables (3 images of 4 latents here) decode too.
   np.save(tmp_path / "images.npy", test_images[:9, ..., 0])
-  compress.compress_to_file(trained_workdir, str(tmp_path / "images.npy"),
-                            str(tmp_path / "images.vaez"), batch_size=4)
+  monkeypatch.setattr(compress, "_MAX_TABLE_ENTRIES", 3 * 4 * 2**compress.DEFAULT_LATENT_BITS)
+  small = compress.compress_to_file(trained_workdir, str(tmp_path / "images.npy"),
+                                    str(tmp_path / "images.vaez"), batch_size=4)
+  assert small["batch_size"] == 3
   compress.decompress_to_file(trained_workdir, str(tmp_path / "images.vaez"),
                               str(tmp_path / "images_restored.npy"))
   np.testing.assert_array_equal(np.load(tmp_path / "images_restored.npy"), test_images[:9, ..., 0])
@@ -206,6 +218,12 @@ def test_code_length_agrees_with_the_negative_elbo_and_files_round_trip(trained_
                               str(tmp_path / "missing.vaez"))
 
 
+def test_batches_are_capped_where_their_latent_tables_would_be_large():
+  assert compress.coded_batch_size(64, 40, 12) == 64  # MNIST's DenseVAE: 40 latents
+  assert compress.coded_batch_size(64, 2048, 12) == 4  # CIFAR-10's B.5 model: 8 x 8 x 32
+  assert compress.coded_batch_size(64, 2**14, 12) == 1
+
+
 def test_a_realnvp_prior_codes_at_its_negative_elbo_too(tmp_path):
   """Local bits-back through a trained 4-block RealNVP prior: within 3% of the -ELBO on the 300
   test digits (the same one-sample spread as above; a wrong log-determinant or linearization
@@ -213,8 +231,7 @@ def test_a_realnvp_prior_codes_at_its_negative_elbo_too(tmp_path):
   workdir = str(tmp_path / "run")
   config = tiny_config("realnvp")
   config.train.num_epochs = 12
-  config.eval.active_unit_images = 100
-  train.train_and_evaluate(config, workdir)
+  _train(config, workdir)
   output = str(tmp_path / "test.vaez")
   report = compress.compress_to_file(workdir, "test", output, batch_size=32)
   assert abs(report["net_over_neg_elbo"] - 1) < 0.03, report

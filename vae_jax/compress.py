@@ -62,6 +62,7 @@ from vae_jax.train_state import current_params, make_optimizer, restore_train_st
 MAGIC = b"VAEZ"
 FORMAT_VERSION = 1
 TEST_SET = "test"
+_MAX_TABLE_ENTRIES = 2**25  # float32s in one batch's latent probability table (128 MB)
 DEFAULT_LATENT_BITS = 12  # constriction floors every bin at ~2^-24: 2^16 bins would cost bits
 # constriction quantizes probabilities to 24 bits, so popping one symbol takes at most 24 bits
 # from the stack: a batch is popped only when the stack holds that many bits per latent.
@@ -850,6 +851,13 @@ def _check_paths(input_path: str, output: str, overwrite: bool) -> None:
     raise FileNotFoundError(f"--input={input_path} not found.")
 
 
+def coded_batch_size(batch_size: int, latent_dim: int, latent_bits: int) -> int:
+  """`batch_size`, or fewer where a batch's table of latent bin probabilities [B, D, 2^k] would
+  pass _MAX_TABLE_ENTRIES: CIFAR-10's 2,048 latents at 4,096 bins code 4 images at a time (at
+  64, 2 GB tables made coding 40x slower)."""
+  return max(1, min(batch_size, _MAX_TABLE_ENTRIES // (latent_dim * 2**latent_bits)))
+
+
 def compress_to_file(workdir: str, input_path: str, output: str, batch_size: int = 64,
                      latent_bits: int = DEFAULT_LATENT_BITS, elbo_samples: int = 16,
                      test_binarizations=None, overwrite: bool = False) -> dict:
@@ -857,6 +865,7 @@ def compress_to_file(workdir: str, input_path: str, output: str, batch_size: int
   _check_paths(input_path, output, overwrite)
   trained = load_workdir(workdir, test_binarizations)
   images, array_shape = read_images(input_path, trained)
+  batch_size = coded_batch_size(batch_size, math.prod(trained.model.latent_shape), latent_bits)
   codec = make_codec(trained.model, trained.params, trained.image_shape, batch_size, latent_bits)
   _warm_up(codec, images)
   start = time.time()
@@ -932,7 +941,8 @@ if __name__ == "__main__":
   flags.DEFINE_string("output", None, "The compressed file, or with --decompress the .npy.")
   flags.DEFINE_boolean("decompress", False, "Decompress --input instead.")
   flags.DEFINE_boolean("overwrite", False, "Replace an existing --output (never the input).")
-  flags.DEFINE_integer("batch_size", 64, "Images coded together (a larger batch is faster).",
+  flags.DEFINE_integer("batch_size", 64, "Images coded together (a larger batch is faster), at "
+                       "most: fewer where the latent tables would be large (coded_batch_size).",
                        lower_bound=1)
   flags.DEFINE_integer("latent_bits", DEFAULT_LATENT_BITS,
                        "log2 of the bins per latent dimension.", lower_bound=2, upper_bound=16)
