@@ -66,6 +66,8 @@ def compare(runs_dir, names):
            "ms_per_step": 1000 * 128 / summary["train_images_per_second"],
            "images_per_second": summary["train_images_per_second"],
            "nll": evaluation["nll"], "elbo": evaluation["elbo"],
+           "num_samples": evaluation["num_samples"], "num_points": evaluation["num_points"],
+           "epochs": summary["epochs"],
            "is_seconds": evaluation["seconds"],
            "losses": [r["loss"] for r in train_records], "params": params}
     if reference is None:
@@ -112,6 +114,12 @@ def first_steps(config_path: str, steps=(1, 2, 5, 10, 20, 50)) -> list[str]:
   return rows
 
 
+def _protocol(row) -> str:
+  """The IS-NLL's samples, test images and training budget (the same for every row)."""
+  epochs = f"{row['epochs']:g} epoch" + ("" if row["epochs"] == 1 else "s")
+  return f"L={row['num_samples']:,}, {row['num_points']:,} test images, {epochs}"
+
+
 def render(rows, commands, overrides):
   lines = ["# 1 device vs 8 host devices vs 2 processes", "",
            "Written by `python launch/scaling.py`. The same config trained and evaluated three "
@@ -121,8 +129,9 @@ def render(rows, commands, overrides):
            "times show overhead, not speed-up.", "", "Commands:", ""]
   lines += [f"    {c}" for c in commands]
   lines += ["", f"Overrides: `{' '.join(overrides)}`", "",
-            "| setup | devices | ms/step | train img/s | test NLL | NLL diff | max rel. loss "
-            "diff | max param diff | IS seconds |", "|---|---|---|---|---|---|---|---|---|"]
+            f"| setup | devices | ms/step | train img/s | test IS-NLL ({_protocol(rows[0])}) | "
+            "NLL diff | max rel. loss diff | max param diff | IS seconds |",
+            "|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     lines.append(f"| {r['setup']} | {r['devices']} | {r['ms_per_step']:.2f} | "
                  f"{r['images_per_second']:,.0f} | {r['nll']:.4f} | {r['nll_diff']:.1e} | "
