@@ -59,8 +59,8 @@ def _tear_arrays(step_dir):
 @pytest.mark.parametrize("fault", ["torn arrays", "deleted _METADATA"])
 def test_an_unreadable_latest_checkpoint_falls_back_to_the_one_before(tmp_path, config, fault):
   config.train.num_epochs, config.train.checkpoint_every_steps = 2, 10  # saves 40 and 46 kept
-  uninterrupted = _train(config, tmp_path / "uninterrupted")
-  _train(config, tmp_path / "faulty")
+  # The first run is uninterrupted: its final state is the one the resumed run must reach.
+  uninterrupted = _train(config, tmp_path / "faulty")
   latest = tmp_path / "faulty" / "checkpoints" / "46"
   if fault == "torn arrays":
     _tear_arrays(latest)
@@ -77,8 +77,8 @@ def test_a_checkpoint_with_per_block_realnvp_parameters_resumes_exactly(tmp_path
   parameters and Adam's moments) resume into the stacked layout, reaching exactly the
   uninterrupted state; restore_params reads them too."""
   config.train.num_epochs, config.train.checkpoint_every_steps = 2, 10  # saves 40 and 46 kept
-  uninterrupted = _train(config, tmp_path / "uninterrupted")
-  _train(config, tmp_path / "old")
+  # The first run is uninterrupted: its final state is the one the resumed run must reach.
+  uninterrupted = _train(config, tmp_path / "old")
   run = train.setup_run(config)
   optimizer = train.make_optimizer(config.train, run.total_steps)
   with checkpoints.manager(str(tmp_path / "old"), keep=None) as manager:

@@ -291,8 +291,11 @@ def _validate(run: Run, state: TrainState, validator, key, writer) -> TrainState
       step == run.total_steps)
   if after_warmup and results["nll"] < float(state.best_validation_nll):
     best = jax.tree_util.tree_map(jnp.copy, current)  # own buffers: the state is donated
-    state = state.replace(best_params=best, best_step=jnp.asarray(step, jnp.int32),
-                          best_validation_nll=jnp.asarray(results["nll"], jnp.float32))
+    # Placed like the rest of the state (replicated, strongly typed): otherwise the next train
+    # step sees new input shardings and compiles again.
+    best_step, best_nll = parallel.replicate((np.int32(step), np.float32(results["nll"])),
+                                             run.mesh)
+    state = state.replace(best_params=best, best_step=best_step, best_validation_nll=best_nll)
   return state
 
 

@@ -187,7 +187,7 @@ def _initializer(run: Run, optimizer):
                       first_nonfinite_step=jnp.full((), -1, jnp.int32),
                       best_params=params if validating else None,
                       averaged_params=params if run.config.train.polyak_decay else None,
-                      best_validation_nll=jnp.full((), jnp.inf), best_step=jnp.zeros((), jnp.int32))
+                      best_validation_nll=jnp.full((), jnp.inf, jnp.float32), best_step=jnp.zeros((), jnp.int32))
 
   return init, (run.train_images[:run.config.train.batch_size], pretrained)
 
