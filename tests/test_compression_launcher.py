@@ -102,7 +102,7 @@ def test_render_reports_the_numbers_and_the_target():
   assert "| gzip -9, packed bits | 50.00 | 0.5102 | 100,000 | 200,000 |" in text
   assert "= **1.0100** (target ≤ 1.01: met)" in text
   assert "One-off initial bits: 64 (6.40 bits per image over 10 images), header 8 bytes" in text
-  assert "CIFAR-10" not in text  # neither measured nor given
+  assert "## CIFAR-10" not in text  # neither measured nor given
   cifar = dict(_fake_result("cifar10-standard"), dataset="cifar10")
   with_cifar = compression.render([met, cifar], {"cifar10": {"codecs": [], "num_images": 1,
                                                              "image_shape": [32, 32, 3]}})
