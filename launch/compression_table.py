@@ -513,7 +513,7 @@ def render(results: list[dict], classic=None) -> str:
     lines += [f"## {description}", ""]
     for result in by_dataset[dataset]:
       lines += render_table(result)
-    lines += [f"{NOT_MEASURED[dataset]}", ""] if dataset in NOT_MEASURED else []
+    lines += [NOT_MEASURED[dataset], ""] if dataset in NOT_MEASURED else []
   for dataset, result in classic.items():  # datasets that no model of ours has coded
     if dataset not in by_dataset:
       lines += [f"## {dataset}: classic codecs only", ""] + render_classic(result)

@@ -87,14 +87,24 @@ class Protocol(NamedTuple):
   test_images: int | None = None
 
 
+# What the number under each eval_test.json key is, for its label; keys not here bound nothing.
+BOUNDS = {"nll": "IS-NLL", "bits_per_dim": "IS-NLL bits/dim", "elbo": "ELBO",
+          "reconstruction": "ELBO term", "kl": "ELBO term", "kl_z_given_x": "−ELBO − IS-NLL"}
+
+
+def protocol(bound: str | None, samples=None, epochs=None, early_stopping=False,
+             test_images=None) -> Protocol:
+  """A Protocol whose L counts only for the bounds that involve the IS-NLL."""
+  return Protocol(bound, samples if bound and "IS-NLL" in bound else None, epochs,
+                  early_stopping, test_images)
+
+
 def measured(results: dict, bound: str | None, epochs, early_stopping=False) -> Protocol:
-  """Our protocol of a number of `bound` from one evaluation (an eval_test*.json): L counts
-  for the bounds that involve the IS-NLL; each test image counts once, however many times it
-  was binarized."""
+  """Our protocol of a number of `bound` from one evaluation (an eval_test*.json); each test
+  image counts once, however many times it was binarized."""
   points = results.get("num_points")
-  samples = results.get("num_samples") if bound and "IS-NLL" in bound else None
   test_images = None if points is None else points // results.get("test_binarizations", 1)
-  return Protocol(bound, samples, epochs, early_stopping, test_images)
+  return protocol(bound, results.get("num_samples"), epochs, early_stopping, test_images)
 
 
 def early_stopped(config: dict | None, epochs) -> bool:

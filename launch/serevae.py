@@ -23,14 +23,13 @@ if ROOT not in sys.path:
 
 from vae_jax import config_files  # pylint: disable=wrong-import-position
 # pylint: disable-next=wrong-import-position
-from launch.runs import (LEGEND, TEST_SET_SIZES, Protocol, add_archive_and_collect_parsers,
-                         add_cell_parsers, archive, best_eval, cell_of, fmt, label, read_runs,
-                         render_runs, run_commands, run_protocol, select_cells, workdir_name)
+from launch.runs import (BOUNDS, LEGEND, TEST_SET_SIZES, add_archive_and_collect_parsers,
+                         add_cell_parsers, archive, best_eval, cell_of, fmt, label, protocol,
+                         read_runs, render_runs, run_commands, run_protocol, select_cells,
+                         workdir_name)
 from vae_jax.metric_writer import write_text_atomically  # pylint: disable=wrong-import-position
 
 serevae = config_files.module("configs/serevae.py")
-# Our numbers' bounds, for their labels (launch/runs.py).
-_BOUNDS = {"nll": "IS-NLL", "bits_per_dim": "IS-NLL bits/dim", "elbo": "ELBO"}
 
 TABLES = (
     ("Table 1 (Section 4.1.1): MLP networks, dynamically binarized MNIST", "nll",
@@ -61,9 +60,8 @@ def _runs_of(runs: dict, cell: str):
 def _ours(cell: str, run: dict, results: dict, key: str) -> str:
   """Our number `key` (an eval_test.json key) with its protocol against the paper's (IS-NLL
   with 1,000 samples on the full test set; epochs not in our text)."""
-  bound = _BOUNDS[key]
-  paper = Protocol(bound, serevae.IS_SAMPLES if "IS-NLL" in bound else None, None, False,
-                   TEST_SET_SIZES.get(cell.split("-")[0]))
+  bound = BOUNDS[key]
+  paper = protocol(bound, serevae.IS_SAMPLES, None, False, TEST_SET_SIZES.get(cell.split("-")[0]))
   return label(fmt(results[key], 4 if key == "bits_per_dim" else 2),
                run_protocol(run, results, bound), paper)
 

@@ -27,9 +27,9 @@ if ROOT not in sys.path:
 
 from vae_jax import config_files  # pylint: disable=wrong-import-position
 # pylint: disable-next=wrong-import-position
-from launch.runs import (LEGEND, TEST_SET_SIZES, Protocol, add_archive_and_collect_parsers,
+from launch.runs import (BOUNDS, LEGEND, TEST_SET_SIZES, Protocol, add_archive_and_collect_parsers,
                          add_cell_parsers, archive, best_eval, cell_of, describe, fmt, label,
-                         read_runs, render_runs, run_commands, run_protocol, select_cells,
+                         protocol, read_runs, render_runs, run_commands, run_protocol, select_cells,
                          workdir_name)
 # pylint: disable-next=wrong-import-position
 from vae_jax.metric_writer import write_json_atomically, write_text_atomically
@@ -37,8 +37,6 @@ from vae_jax.metric_writer import write_json_atomically, write_text_atomically
 vampprior = config_files.module("configs/vampprior.py")
 _PAPER_WARMUP_EPOCHS = 100
 THROUGHPUT_FILE = "throughput.json"
-# Our numbers' bounds, for their labels (launch/runs.py).
-_BOUNDS = {"nll": "IS-NLL", "bits_per_dim": "IS-NLL bits/dim", "elbo": "ELBO"}
 
 # --- the paper's numbers: test NLL in nats (the paper's LL with its sign flipped), bits/dim ----
 # Table 1: dataset -> {(model, prior): value}; bits/dim for Frey Faces and Histopathology.
@@ -115,9 +113,7 @@ def command(cell: str, runs_dir: str, epochs=None, warmup_epochs=None) -> list[s
 def paper_protocol(dataset: str, key: str) -> Protocol:
   """Section 5: IS-NLL with 5,000 samples (Figure 2: the ELBO) of models trained to early
   stopping, on the full test set."""
-  bound = _BOUNDS[key]
-  return Protocol(bound, vampprior.IS_SAMPLES if "IS-NLL" in bound else None, None, True,
-                  TEST_SET_SIZES.get(dataset))
+  return protocol(BOUNDS[key], vampprior.IS_SAMPLES, None, True, TEST_SET_SIZES.get(dataset))
 
 
 def _run_of(runs: dict, cell: str):
@@ -134,7 +130,7 @@ def _ours(found, dataset: str, key: str) -> str:
   if found is None:
     return ""
   run, results = found
-  return label(fmt(results[key]), run_protocol(run, results, _BOUNDS[key]),
+  return label(fmt(results[key]), run_protocol(run, results, BOUNDS[key]),
                paper_protocol(dataset, key))
 
 

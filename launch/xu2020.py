@@ -32,9 +32,6 @@ from vae_jax.metric_writer import write_text_atomically
 # pylint: enable=wrong-import-position
 
 xu2020 = config_files.module("configs/xu2020.py")
-# What each metric's number is, for its label (launch/runs.py); metrics not here bound nothing.
-_BOUNDS = {"nll": "IS-NLL", "bits_per_dim": "IS-NLL bits/dim", "elbo": "ELBO",
-           "reconstruction": "ELBO term", "kl": "ELBO term", "kl_z_given_x": "−ELBO − IS-NLL"}
 _BUDGET_SUFFIX = re.compile(r"(?P<slug>.+?)(?:-[0-9.]+ep)?")
 
 
@@ -172,10 +169,7 @@ def _paper_setup(cell: str) -> tuple:
 
 def paper_protocol(cell: str, metric: str) -> runs_lib.Protocol:
   """How the paper measured `metric` of `cell`, for our number's label."""
-  samples, epochs, early_stopping, test_images = _paper_setup(cell)
-  bound = _BOUNDS.get(metric)
-  return runs_lib.Protocol(bound, samples if bound and "IS-NLL" in bound else None, epochs,
-                           early_stopping, test_images)
+  return runs_lib.protocol(runs_lib.BOUNDS.get(metric), *_paper_setup(cell))
 
 
 def _escape(text: str) -> str:
@@ -231,7 +225,7 @@ def _row(entry, table_name: str, paper: str, chosen: dict | None) -> str:
     value = _ours(entry.metric, results)
     if value is not None:
       protocol = runs_lib.measured(
-          results, _BOUNDS.get(entry.metric), chosen["epochs"],
+          results, runs_lib.BOUNDS.get(entry.metric), chosen["epochs"],
           runs_lib.early_stopped(chosen["config"], chosen["epochs"]))
       ours = runs_lib.label(_format(value, table_name, entry.metric), protocol,
                             paper_protocol(entry.cell, entry.metric))

@@ -25,7 +25,7 @@ warnings.filterwarnings("ignore", "jax.core.pytype_aval_mappings is deprecated",
 import jax  # pylint: disable=wrong-import-position
 import pytest  # pylint: disable=wrong-import-position
 
-from vae_jax import config_files  # pylint: disable=wrong-import-position
+from vae_jax import config_files, configuration, train  # pylint: disable=wrong-import-position
 from vae_jax.models.factory import component  # pylint: disable=wrong-import-position
 
 # The tiny model's prior options by prior (the rest are each prior's defaults).
@@ -40,6 +40,15 @@ def launch_module(script: str):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
+
+
+def train_only(config, workdir: str) -> None:
+  """A workdir as `vae_jax.main` leaves it (config.json and checkpoints), without the test-set
+  evaluation, for tests that read only the checkpoints."""
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+    f.write(configuration.to_json(config))
+  train.train(train.setup_run(config), workdir)
 
 
 def tiny_config(prior: str = "realnvp"):

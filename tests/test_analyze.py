@@ -9,10 +9,10 @@ import jax
 import numpy as np
 import pytest
 
-from vae_jax import analyze, configuration, train
+from vae_jax import analyze
 from vae_jax.analysis import reports
 
-from conftest import tiny_config
+from conftest import tiny_config, train_only
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,11 +25,7 @@ def workdirs(tmp_path_factory):
     config.train.beta = 0.5 if prior == "standard" else 1.0
     config.train.num_epochs = 1
     path = str(tmp_path_factory.mktemp(prior))
-    # config.json and checkpoints, as a run leaves them; the analyses do not read its test-set
-    # evaluation (eval_test.json), so it is not run.
-    with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as f:
-      f.write(configuration.to_json(config))
-    train.train(train.setup_run(config), path)
+    train_only(config, path)  # the analyses do not read the test-set evaluation
     paths.append(path)
   return paths
 

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import tiny_config
-from vae_jax import compress, configuration, data, train
+from conftest import tiny_config, train_only
+from vae_jax import compress, configuration, data
 from vae_jax.models import create_model
 from vae_jax.models.factory import component
 
@@ -161,22 +161,13 @@ def test_decompression_refuses_another_model_code_or_device():
       compress.check_compatible(dict(expected, **{key: "x"}), expected)
 
 
-def _train(config, workdir: str) -> None:
-  """A workdir as `vae_jax.main` leaves it (config.json and checkpoints), without the test-set
-  evaluation that compression does not read (it computes its own -ELBO to compare with)."""
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-    f.write(configuration.to_json(config))
-  train.train(train.setup_run(config), workdir)
-
-
 @pytest.fixture(scope="module")
 def trained_workdir(tmp_path_factory):
   """tiny_config's DenseVAE with the standard prior, trained for 12 epochs on the digits."""
   workdir = str(tmp_path_factory.mktemp("compress_run"))
   config = tiny_config("standard")
   config.train.num_epochs = 12
-  _train(config, workdir)
+  train_only(config, workdir)  # compression computes its own -ELBO
   return workdir
 
 
@@ -231,7 +222,7 @@ def test_a_realnvp_prior_codes_at_its_negative_elbo_too(tmp_path):
   workdir = str(tmp_path / "run")
   config = tiny_config("realnvp")
   config.train.num_epochs = 12
-  _train(config, workdir)
+  train_only(config, workdir)  # compression computes its own -ELBO
   output = str(tmp_path / "test.vaez")
   report = compress.compress_to_file(workdir, "test", output, batch_size=32)
   assert abs(report["net_over_neg_elbo"] - 1) < 0.03, report
