@@ -1,4 +1,9 @@
 """Conv/Resnet encoders and decoders of B.2 and B.5: shapes, strides, resnet sum, L2 naming."""
+import json
+import os
+import subprocess
+import sys
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -349,3 +354,34 @@ def test_dense_is_flax_dense_on_leading_axes_flattened():
   assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, params, reference))
   np.testing.assert_allclose(ours.apply(params, x), flax_dense.apply(params, x), rtol=1e-6)
   assert ours.apply(params, x).shape == (2, 3, 4)
+
+
+_COMPILED_KERNELS = """
+import json, vae_jax, jax, jax.numpy as jnp
+from jax import lax
+# YNNPACK takes convolutions above some size; this one, by default.
+x, w, a = jnp.ones((8, 16, 16, 32)), jnp.ones((3, 3, 32, 32)), jnp.ones((64, 64))
+conv = jax.jit(lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                                       dimension_numbers=("NHWC", "HWIO", "NHWC")))
+text = lambda f, *args: f.lower(*args).compile().as_text()
+print(json.dumps({"conv_in_ynnpack": "ynn_fusion" in text(conv, x, w),
+                  "dot_in_ynnpack": "ynn_fusion" in text(jax.jit(jnp.matmul), a, a)}))
+"""
+
+
+def _compiled_kernels(xla_flags: str) -> dict:
+  env = {**os.environ, "XLA_FLAGS": xla_flags}
+  result = subprocess.run([sys.executable, "-c", _COMPILED_KERNELS], env=env, check=True,
+                          capture_output=True, text=True)
+  return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_cpu_convolutions_run_in_xla_and_matmuls_in_ynnpack():
+  """Importing vae_jax leaves XLA:CPU's convolutions to XLA's own kernels (YNNPACK's kernel
+  gradients are 4-10x slower; vae_jax/__init__.py) and matmuls in YNNPACK; a user's own setting
+  of the flag wins."""
+  if jax.default_backend() != "cpu":
+    pytest.skip("an XLA:CPU setting")
+  assert _compiled_kernels("") == {"conv_in_ynnpack": False, "dot_in_ynnpack": True}
+  xla_default = "--xla_cpu_experimental_ynn_fusion_type=dot,reduce,individual_convolution"
+  assert _compiled_kernels(xla_default) == {"conv_in_ynnpack": True, "dot_in_ynnpack": True}
