@@ -21,10 +21,10 @@ from vae_jax.flows import realnvp
 _TYPES = "xla_cpu_experimental_ynn_fusion_type"
 # XLA's default (the same compiled programs as no option, tested on JAX 0.10.2 and 0.12), and
 # vae_jax's (vae_jax/__init__.py): the same less the convolutions.
-OPTIONS = {"YNNPACK convolutions (XLA's default)": {_TYPES: "LIBRARY_FUSION_TYPE_DOT,"
+OPTIONS = {"YNNPACK convolutions (XLA's default)": {_TYPES: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,"
                                                     "LIBRARY_FUSION_TYPE_REDUCE,"
                                                     "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION"},
-           "XLA's own convolutions (vae_jax)": {_TYPES: "LIBRARY_FUSION_TYPE_DOT,"
+           "XLA's own convolutions (vae_jax)": {_TYPES: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,"
                                                 "LIBRARY_FUSION_TYPE_REDUCE"}}
 
 
