@@ -3,7 +3,8 @@
 and reductions in YNNPACK either way, timed alternately in one process, for issue #17 part 2.
 
   VAE_JAX_DATA_DIR=../shared/data PYTHONPATH=. \
-      python launch/issue17_diagnostics/conv_library_ab.py conv,standard,mnist [cell ...] [--rounds=3]
+      python launch/issue17_diagnostics/conv_library_ab.py conv,standard,mnist [cell ...] \
+      [--rounds=3]
 
 Each option set is passed to XLA per executable (`Lowered.compile(compiler_options=...)`), so
 the process, the inputs and the machine's state are shared; the matmul peak is taken under each
@@ -24,7 +25,8 @@ _TYPES = "xla_cpu_experimental_ynn_fusion_type"
 # vae_jax's (vae_jax/__init__.py): the same less the convolutions.
 XLA_DEFAULT = "YNNPACK convolutions (XLA's default)"
 _DOTS_AND_REDUCTIONS = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
-OPTIONS = {XLA_DEFAULT: {_TYPES: f"{_DOTS_AND_REDUCTIONS},LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION"},
+_CONVOLUTIONS = "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION"
+OPTIONS = {XLA_DEFAULT: {_TYPES: f"{_DOTS_AND_REDUCTIONS},{_CONVOLUTIONS}"},
            "XLA's own convolutions (vae_jax)": {_TYPES: _DOTS_AND_REDUCTIONS}}
 
 
