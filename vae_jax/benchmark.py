@@ -10,7 +10,9 @@ standard and the RealNVP prior, at the paper's batch size, it measures:
   - training images/s (steady state; config.train.steps_per_call steps per call, or
     --steps_per_call);
   - FLOPs per training step from XLA's cost analysis of one step, and the achieved FLOP/s as a
-    fraction of the peak of a large float32 matmul measured in the same process;
+    fraction of the peak of a large float32 matmul measured in the same process just before that
+    row (on a shared machine the peak drifts between rows: 88-170 GFLOP/s in one session on 2
+    cores);
   - memory the training step's executable needs (XLA's memory analysis: arguments, outputs and
     temporaries), and the device's peak in use where the runtime reports it (GPU/TPU);
   - the forward rate (one-sample log weights at the training batch, images/s) and importance
@@ -237,10 +239,10 @@ def run_benchmarks(families, priors, seconds: float, is_images: int, is_samples:
   for family in families:
     for prior in priors:
       cell = family_cell(family, prior)
-      row = benchmark_cell(cell, seconds, is_images, is_samples, sample_chunk,
-                           peak["peak_flops_per_second"], batch_size, steps_per_call,
-                           eval_batch_size)
-      rows.append(dict(row, family=family, prior=prior))
+      row_peak = matmul_peak(matmul_size, seconds)["peak_flops_per_second"]
+      row = benchmark_cell(cell, seconds, is_images, is_samples, sample_chunk, row_peak,
+                           batch_size, steps_per_call, eval_batch_size)
+      rows.append(dict(row, family=family, prior=prior, peak_flops_per_second=row_peak))
       logging.info("%s", json.dumps(rows[-1]))
   return {"machine": machine(), **peak, "seconds_per_measurement": seconds,
           "xla_flags": os.environ.get("XLA_FLAGS", ""), "rows": rows, "reference": reference}
@@ -268,7 +270,10 @@ def render(paths) -> str:
               f"jax {m['jax']})", "",
               f"`{result.get('command', '')}`", "",
               f"Measured matmul peak: {result['peak_flops_per_second'] / 1e9:,.1f} GFLOP/s "
-              f"({result['matmul_size']}x{result['matmul_size']} float32).", ""]
+              f"({result['matmul_size']}x{result['matmul_size']} float32) at the start"
+              + ("; each row's % of peak is against the peak measured just before it."
+                 if any("peak_flops_per_second" in r for r in result["rows"])
+                 else ", against which every row's % of peak is taken."), ""]
     if result.get("reference"):
       lines += ["Against a minimal hand-written step of the same model "
                 "(`vae_jax.reference_step`), alternating rounds in one process:", "",
@@ -281,14 +286,16 @@ def render(paths) -> str:
                 for r in result["reference"]]
       lines.append("")
     lines += ["| model | cell | batch | compile s | train img/s | ms/step | GFLOP/step | "
-              "% of peak | step memory | device peak | forward img/s | IS samples/s | "
+              "peak GFLOP/s | % of peak | step memory | device peak | forward img/s | IS samples/s | "
               "IS / forward | IS chunk x batch | kernels/step | prior ms (kernels) |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
       lines.append(
           f"| {r['family']} | {r['cell']} | {r['batch_size']} | {r['compile_seconds']:.1f} | "
           f"{r['train_images_per_second']:,.0f} | {r['train_ms_per_step']:.2f} | "
-          f"{r['flops_per_step'] / 1e9:.3f} | {100 * r['fraction_of_matmul_peak']:.1f} | "
+          f"{r['flops_per_step'] / 1e9:.3f} | "
+          f"{r.get('peak_flops_per_second', result['peak_flops_per_second']) / 1e9:,.1f} | "
+          f"{100 * r['fraction_of_matmul_peak']:.1f} | "
           f"{_size(r['train_step_memory_bytes'])} | {_size(r['device_peak_bytes_in_use'])} | "
           f"{r['forward_images_per_second']:,.0f} | {r['is_samples_per_second']:,.0f} | "
           f"{r['is_fraction_of_forward_rate']:.2f} | {r['is_sample_chunk']} x "

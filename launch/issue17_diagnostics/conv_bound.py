@@ -4,9 +4,10 @@ convolution of the library's training step, timed alone, for issue #17 part 2.
   VAE_JAX_DATA_DIR=../shared/data PYTHONPATH=. \
       python launch/issue17_diagnostics/conv_bound.py [--families=ConvVAE,ResnetVAE,PixelVAE] [--seconds=0.5]
 
-For each family (the benchmark's xu2020 cell, standard prior, batch 128) it traces the training
-step, collects every convolution of its forward and backward pass (`conv_general_dilated` in the
-step's jaxpr, sub-jaxprs included) and times each alone, jitted, on random inputs of its shapes:
+For each family (the benchmark's xu2020 cell, standard prior, the paper's batch: 128, PixelVAE
+64) it traces the training step, collects every convolution of its forward and backward pass
+(`conv_general_dilated` in the step's jaxpr, sub-jaxprs included) and times each alone, jitted,
+on random inputs of its shapes:
   - as XLA:CPU runs that convolution, and
   - as the one matrix product of the same FLOPs it amounts to ([M, K] @ [K, N] with M = output
     positions x batch, K = kernel taps x input channels, N = output channels: im2col without the
@@ -113,7 +114,8 @@ def main(argv):
   del argv
   peak = benchmark.matmul_peak(2048, 2.0)["peak_flops_per_second"]
   print(f"{jax.device_count()} {jax.devices()[0].platform} device(s), jax {jax.__version__}, "
-        f"matmul peak {peak / 1e9:.0f} GFLOP/s; batch 128, standard prior; ms per step")
+        f"matmul peak {peak / 1e9:.0f} GFLOP/s; the paper's batch (128, PixelVAE 64), standard "
+        "prior; ms per step")
   print("| family | convolutions (distinct) | step MFLOP | of which in convolutions | "
         "convolutions alone, XLA | as matmuls | bound: faster of the two | bound, % of peak | "
         "library step | library, % of peak |")
