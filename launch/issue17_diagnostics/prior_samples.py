@@ -6,7 +6,6 @@ workdir's latest checkpoint, and how many of them (and of their decoded images) 
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from vae_jax import checkpoints, runs, train

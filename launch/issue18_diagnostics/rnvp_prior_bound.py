@@ -19,7 +19,6 @@ FLOPs and kernel count of one step, and the fraction of the matmul peak measured
 """
 import contextlib
 import functools
-import time
 
 import jax
 import jax.numpy as jnp
