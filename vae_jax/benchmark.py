@@ -287,7 +287,8 @@ def render(paths) -> str:
       lines.append("")
     lines += ["| model | cell | batch | compile s | train img/s | ms/step | GFLOP/step | "
               "peak GFLOP/s | % of peak | step memory | device peak | forward img/s | "
-              "IS samples/s | IS / forward | IS chunk x batch | kernels/step | prior ms (kernels) |",
+              "IS samples/s | IS / forward | IS chunk x batch | kernels/step | "
+              "prior ms (kernels) |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
       lines.append(
