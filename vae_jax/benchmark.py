@@ -11,8 +11,8 @@ standard and the RealNVP prior, at the paper's batch size, it measures:
     --steps_per_call);
   - FLOPs per training step from XLA's cost analysis of one step, and the achieved FLOP/s as a
     fraction of the peak of a large float32 matmul measured in the same process just before that
-    row (on a shared machine the peak drifts between rows: 88-170 GFLOP/s in one session on 2
-    cores);
+    row (on a shared machine the peak drifts between rows: 88-170 GFLOP/s over two sessions on
+    our 2 cores);
   - memory the training step's executable needs (XLA's memory analysis: arguments, outputs and
     temporaries), and the device's peak in use where the runtime reports it (GPU/TPU);
   - the forward rate (one-sample log weights at the training batch, images/s) and importance

@@ -21,7 +21,9 @@ FLAGS = flags.FLAGS
 
 
 def compiled_step(cell: str, chunks):
-  conv.kernel_gradient_chunk, rule = chunks, conv.kernel_gradient_chunk
+  """The cell's training step, traced with `chunks` in place of kernel_gradient_chunk."""
+  rule = conv.kernel_gradient_chunk
+  conv.kernel_gradient_chunk = chunks
   try:
     run = train.setup_run(config_files.load(f"configs/xu2020.py:{cell}"))
     optimizer = train.make_optimizer(run.config.train, run.total_steps)
