@@ -7,12 +7,14 @@ For each model family of Xu et al. (2020) (DenseVAE, ConvVAE, ResnetVAE, PixelVA
 Appendix B.2, with the RealNVP prior's K=20; the CIFAR-10 ResnetVAE of B.5 with K=50) with the
 standard and the RealNVP prior, at the paper's batch size, it measures:
   - compile time of the training call that vae_jax.main runs (its first call less a steady one);
-  - training images/s (steady state; config.train.steps_per_call steps per call, or
-    --steps_per_call);
+  - training images/s (steady state, the median over the rounds; config.train.steps_per_call
+    steps per call, or --steps_per_call);
   - FLOPs per training step from XLA's cost analysis of one step, and the achieved FLOP/s as a
-    fraction of the peak of a large float32 matmul measured in the same process just before that
-    row (on a shared machine the peak drifts between rows: 88-170 GFLOP/s over two sessions on
-    our 2 cores);
+    fraction of the peak of a large float32 matmul, timed in alternating rounds: each round
+    measures the peak and then the training call, the round's fraction is their ratio, and the
+    row reports the median over rounds (on a shared machine the speed drifts by tens of percent
+    within minutes, and the peak read 88-176 GFLOP/s over three sessions on our 2 cores; a step
+    and a peak timed minutes apart can differ by that much);
   - memory the training step's executable needs (XLA's memory analysis: arguments, outputs and
     temporaries), and the device's peak in use where the runtime reports it (GPU/TPU);
   - the forward rate (one-sample log weights at the training batch, images/s) and importance
@@ -53,7 +55,8 @@ def family_cell(family: str, prior: str) -> str:
 
 
 def matmul_peak(size: int, seconds: float) -> dict:
-  """FLOP/s of the fastest of repeated [size, size] float32 matmuls (default precision)."""
+  """FLOP/s of the fastest of repeated [size, size] float32 matmuls (default precision), timed
+  for at least `seconds` and 3 calls."""
   a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
   matmul = jax.jit(lambda a, b: a @ b)
   jax.block_until_ready(matmul(a, a))
@@ -63,6 +66,26 @@ def matmul_peak(size: int, seconds: float) -> dict:
     jax.block_until_ready(matmul(a, a))
     times.append(time.perf_counter() - start)
   return {"matmul_size": size, "peak_flops_per_second": 2 * size**3 / min(times)}
+
+
+def alternating_rounds(call, peak, rounds: int, seconds: float) -> list:
+  """[(peak FLOP/s, seconds per call)] of `rounds` rounds, each measuring `peak()` and then
+  repeating `call()` for seconds / rounds (at least once), after one warm-up call."""
+  jax.block_until_ready(call())
+  measured = []
+  for _ in range(rounds):
+    round_peak = peak()
+    calls, start = 0, time.perf_counter()
+    while calls < 1 or time.perf_counter() - start < seconds / rounds:
+      jax.block_until_ready(call())
+      calls += 1
+    measured.append((round_peak, (time.perf_counter() - start) / calls))
+  return measured
+
+
+def fraction_of_peak(flops_per_call: float, measured) -> float:
+  """The median over rounds of each round's FLOP/s over that round's own peak."""
+  return float(np.median([flops_per_call / seconds / peak for peak, seconds in measured]))
 
 
 def _timed(call, seconds: float, min_calls: int = 3):
@@ -108,9 +131,10 @@ def prior_profile(run, params, batch_size: int, seconds: float) -> dict:
 
 
 def benchmark_cell(cell: str, seconds: float, is_images: int, is_samples: int,
-                   sample_chunk: int, peak: float, batch_size=None, steps_per_call=None,
+                   sample_chunk: int, peak, rounds: int, batch_size=None, steps_per_call=None,
                    eval_batch_size=None) -> dict:
-  """The measurements of one model (an xu2020 cell) on this process's devices."""
+  """The measurements of one model (an xu2020 cell) on this process's devices; `peak()`
+  measures the matmul peak for each of the training's alternating rounds."""
   config = config_files.load(f"configs/xu2020.py:{cell}")
   config.eval.batch_size = eval_batch_size or config.eval.batch_size
   config.train.batch_size = batch_size or config.train.batch_size
@@ -137,9 +161,10 @@ def benchmark_cell(cell: str, seconds: float, is_images: int, is_samples: int,
   start = time.perf_counter()
   jax.block_until_ready(train_call())
   first_call_seconds = time.perf_counter() - start
-  calls, train_seconds = _timed(train_call, seconds)
-  steps_per_second = calls * steps_per_call / train_seconds
-  compile_seconds = first_call_seconds - train_seconds / calls
+  measured = alternating_rounds(train_call, peak, rounds, seconds)
+  call_seconds = float(np.median([seconds for _, seconds in measured]))
+  steps_per_second = steps_per_call / call_seconds
+  compile_seconds = first_call_seconds - call_seconds
 
   params = holder[0].params
   x = batching.model_input(jax.random.PRNGKey(3), images[:batch_size], run.dataset.encoding)
@@ -161,7 +186,10 @@ def benchmark_cell(cell: str, seconds: float, is_images: int, is_samples: int,
       "train_ms_per_step": 1000 / steps_per_second,
       "flops_per_step": flops_per_step,
       "achieved_flops_per_second": flops_per_step * steps_per_second,
-      "fraction_of_matmul_peak": flops_per_step * steps_per_second / peak,
+      "fraction_of_matmul_peak": fraction_of_peak(flops_per_step * steps_per_call, measured),
+      "peak_flops_per_second": float(np.median([peak for peak, _ in measured])),
+      "rounds": [{"peak_flops_per_second": peak, "seconds_per_call": seconds}
+                 for peak, seconds in measured],
       "train_step_memory_bytes": _executable_bytes(one_step),
       "train_step_kernels": entry_instructions(one_step),
       "device_peak_bytes_in_use": stats.get("peak_bytes_in_use"),
@@ -227,7 +255,7 @@ def machine() -> dict:
 
 
 def run_benchmarks(families, priors, seconds: float, is_images: int, is_samples: int,
-                   sample_chunk: int, matmul_size: int, batch_size=None,
+                   sample_chunk: int, matmul_size: int, rounds: int, batch_size=None,
                    steps_per_call=None, eval_batch_size=None, reference_priors=()) -> dict:
   peak = matmul_peak(matmul_size, seconds)
   logging.info("matmul peak %.1f GFLOP/s", peak["peak_flops_per_second"] / 1e9)
@@ -235,14 +263,14 @@ def run_benchmarks(families, priors, seconds: float, is_images: int, is_samples:
                for prior in reference_priors]
   for row in reference:
     logging.info("%s", json.dumps(row))
+  round_peak = lambda: matmul_peak(matmul_size, 0)["peak_flops_per_second"]
   rows = []
   for family in families:
     for prior in priors:
-      cell = family_cell(family, prior)
-      row_peak = matmul_peak(matmul_size, seconds)["peak_flops_per_second"]
-      row = benchmark_cell(cell, seconds, is_images, is_samples, sample_chunk, row_peak,
-                           batch_size, steps_per_call, eval_batch_size)
-      rows.append(dict(row, family=family, prior=prior, peak_flops_per_second=row_peak))
+      row = benchmark_cell(family_cell(family, prior), seconds, is_images, is_samples,
+                           sample_chunk, round_peak, rounds, batch_size, steps_per_call,
+                           eval_batch_size)
+      rows.append(dict(row, family=family, prior=prior))
       logging.info("%s", json.dumps(rows[-1]))
   return {"machine": machine(), **peak, "seconds_per_measurement": seconds,
           "xla_flags": os.environ.get("XLA_FLAGS", ""), "rows": rows, "reference": reference}
@@ -250,6 +278,18 @@ def run_benchmarks(families, priors, seconds: float, is_images: int, is_samples:
 
 def _size(n_bytes) -> str:
   return "" if n_bytes is None else f"{n_bytes / 2**20:,.0f} MiB"
+
+
+def _peak_note(rows) -> str:
+  """How the rows' % of peak was taken, in the three forms benchmark files have had."""
+  if any("rounds" in r for r in rows):
+    rounds = max(len(r.get("rounds", ())) for r in rows)
+    return (f"; each row's % of peak is the median over {rounds} alternating rounds of the "
+            "training call's FLOP/s over the peak measured just before it in that round, and "
+            "its peak GFLOP/s the median of those peaks.")
+  if any("peak_flops_per_second" in r for r in rows):
+    return "; each row's % of peak is against the peak measured just before it."
+  return ", against which every row's % of peak is taken."
 
 
 def render(paths) -> str:
@@ -271,9 +311,7 @@ def render(paths) -> str:
               f"`{result.get('command', '')}`", "",
               f"Measured matmul peak: {result['peak_flops_per_second'] / 1e9:,.1f} GFLOP/s "
               f"({result['matmul_size']}x{result['matmul_size']} float32) at the start"
-              + ("; each row's % of peak is against the peak measured just before it."
-                 if any("peak_flops_per_second" in r for r in result["rows"])
-                 else ", against which every row's % of peak is taken."), ""]
+              + _peak_note(result["rows"]), ""]
     if result.get("reference"):
       lines += ["Against a minimal hand-written step of the same model "
                 "(`vae_jax.reference_step`), alternating rounds in one process:", "",
@@ -311,6 +349,8 @@ flags.DEFINE_string("output", None, "JSON file for the results (e.g. results/ben
 flags.DEFINE_list("families", list(FAMILIES), f"Model families: {', '.join(FAMILIES)}.")
 flags.DEFINE_list("priors", list(PRIORS), f"Priors: {', '.join(PRIORS)}.")
 flags.DEFINE_float("seconds", 5.0, "Minimum timed seconds per measurement.")
+flags.DEFINE_integer("rounds", 5, "Alternating rounds of matmul peak and training call per row; "
+                     "the row reports the median.")
 flags.DEFINE_integer("is_images", 0, "Test images for the IS measurement (0: one evaluation "
                      "batch; 10000: all).")
 flags.DEFINE_integer("is_samples", 1000, "Importance samples per test image.")
@@ -344,8 +384,9 @@ def main(argv):
     parallel.initialize_from_flags()
     size = FLAGS.matmul_size or (2048 if jax.devices()[0].platform == "cpu" else 8192)
     result = run_benchmarks(FLAGS.families, FLAGS.priors, FLAGS.seconds, FLAGS.is_images,
-                            FLAGS.is_samples, FLAGS.sample_chunk, size, FLAGS.batch_size,
-                            FLAGS.steps_per_call, FLAGS.eval_batch_size, FLAGS.reference)
+                            FLAGS.is_samples, FLAGS.sample_chunk, size, FLAGS.rounds,
+                            FLAGS.batch_size, FLAGS.steps_per_call, FLAGS.eval_batch_size,
+                            FLAGS.reference)
     result["command"] = "python -m vae_jax.benchmark " + " ".join(sys.argv[1:])
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     write_json_atomically(FLAGS.output, result)
