@@ -9,8 +9,9 @@ standard and the RealNVP prior, at the paper's batch size, it measures:
   - compile time of the training call that vae_jax.main runs (its first call less a steady one);
   - training images/s (steady state, the median over the rounds; config.train.steps_per_call
     steps per call, or --steps_per_call);
-  - FLOPs per training step from XLA's cost analysis of one step, and the achieved FLOP/s as a
-    fraction of the peak of a large float32 matmul, timed in alternating rounds: each round
+  - FLOPs per training step from XLA's cost analysis of one step (traced with its loops
+    unrolled, which the analysis counts once, and without the dropout masks' integer hashing,
+    which it counts as FLOPs), and the achieved FLOP/s as a fraction of the peak of a large float32 matmul, timed in alternating rounds: each round
     measures the peak and then the training call, the round's fraction is their ratio, and the
     row reports the median over rounds (on a shared machine the speed drifts by tens of percent
     within minutes, and the peak read 88-176 GFLOP/s over three sessions on our 2 cores; a step
@@ -38,6 +39,7 @@ import numpy as np
 from vae_jax import config_files, evaluate, parallel, reference_step, train
 from vae_jax.data import batching
 from vae_jax.flows import realnvp
+from vae_jax.nets import dropout
 from vae_jax.metric_writer import write_json_atomically, write_text_atomically
 
 # family -> (xu2020 architecture token, dataset token, K of its RealNVP prior)
@@ -149,7 +151,7 @@ def benchmark_cell(cell: str, seconds: float, is_images: int, is_samples: int,
   images = run.train_images
   batch_size, steps_per_call = config.train.batch_size, run.steps_per_call
 
-  with realnvp.unrolled_scans():
+  with realnvp.unrolled_scans(), dropout.masks_without_hash():
     one_step = jax.jit(train.make_train_step(run, optimizer)).lower(state, images, order).compile()
   flops_per_step = float(one_step.cost_analysis()["flops"])
   train_steps = train.make_train_steps(run, optimizer)

@@ -21,6 +21,7 @@ import numpy as np
 from vae_jax.distributions.discretized_logistic import MIN_LOG_SCALE
 from vae_jax.nets.conv import Conv
 from vae_jax.nets.dense import leaky_relu
+from vae_jax.nets.dropout import Dropout
 from vae_jax.nets.weight_norm import WNConv
 
 
@@ -61,7 +62,7 @@ class GatedResidualBlock(nn.Module):
     h = conv(self.features, kernel, "hidden_conv_0")(leaky_relu(x))
     if self.horizontal:
       h += Conv(self.features, 1, name="hidden_skip")(leaky_relu(vertical))
-    h = nn.Dropout(self.dropout_rate)(leaky_relu(h), deterministic=deterministic)
+    h = Dropout(self.dropout_rate)(leaky_relu(h), deterministic=deterministic)
     h = conv(2 * self.features, kernel, "hidden_conv_1")(h)
     h += Conv(2 * self.features, 1, name="hidden_cond")(cond)
     a, b = jnp.split(h, 2, axis=-1)
