@@ -2,10 +2,10 @@
 
 jax.random draws a threefry key's bits with the hash's 20 rounds in a device loop of 5 steps on
 a CPU (jax._src.random.threefry2x32: `use_rolled_loops=True` there), each step a pass over two
-uint32 arrays of the mask's size. For the PixelVAE's 6 masks of 64 x 28 x 28 x 33 that is a
-twentieth of its training step on our 2 cores; with the rounds written out, XLA fuses the hash
-into one pass and the step takes 4.7% less time (issue #17; results/README.md). The bits are the
-same as jax.random.bits's, so the masks, losses and gradients are too (tests/test_dropout.py).
+uint32 arrays of the mask's size. With the rounds written out, XLA fuses the hash into one
+pass, and the PixelVAE's training step (6 masks of 64 x 28 x 28 x 33) takes 4-6% less time on
+our 2 cores (issue #17; results/issue17/dropout_unrolled_hash.txt). The bits are the same as
+jax.random.bits's, so the masks, losses and gradients are too (tests/test_dropout.py).
 """
 import contextlib
 import math
