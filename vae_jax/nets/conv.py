@@ -62,9 +62,9 @@ lecun_normal = drawn_as_matrix(nn.initializers.lecun_normal())  # nn.Conv's defa
 # 2.1x in chunks of 16 images for B.5's 32x32x96 layers, 5.2x against 2.1x at 16x16x192; no gain
 # at 8x8x256 or 16x16x48 (`python launch/conv_gradients.py --scan_chunks=4,8,16,32`, and with
 # --width=0.25; results/README.md, issue #17). Those were measured while convolutions ran in
-# YNNPACK; in XLA's own kernels (vae_jax/__init__.py) the chunks change the MNIST PixelVAE's and
-# ConvVAE's steps by 1-2% (results/issue17/chunks_xla_convolutions.txt); B.5 not re-measured.
-# So on a single CPU device, layers whose input images hold at least _CHUNKED_MIN_ELEMENTS
+# YNNPACK; in XLA's own kernels (vae_jax/__init__.py) the chunks change the MNIST PixelVAE's,
+# ConvVAE's and B.5's steps by 0-2% (results/issue17/chunks_xla_convolutions.txt), and they stay
+# for the jaxlibs on which YNNPACK still takes the convolutions. So on a single CPU device, layers whose input images hold at least _CHUNKED_MIN_ELEMENTS
 # numbers take their kernel gradient in chunks of _CHUNK_IMAGES images (an unrolled loop: XLA:CPU
 # runs convolutions inside device loops far slower). Elsewhere the layers are plain lax
 # convolutions.
