@@ -11,9 +11,10 @@ standard and the RealNVP prior, at the paper's batch size, it measures:
     steps per call, or --steps_per_call);
   - FLOPs per training step from XLA's cost analysis of one step (traced with its loops
     unrolled, which the analysis counts once, and without the dropout masks' integer hashing,
-    which it counts as FLOPs), and the achieved FLOP/s as a fraction of the peak of a large float32 matmul, timed in alternating rounds: each round
-    measures the peak and then the training call, the round's fraction is their ratio, and the
-    row reports the median over rounds (on a shared machine the speed drifts by tens of percent
+    which it counts as FLOPs), and the achieved FLOP/s as a fraction of the peak of a large
+    float32 matmul, timed in alternating rounds: each round measures the peak and then the
+    training call, the round's fraction is their ratio, and the row reports the median over
+    rounds (on a shared machine the speed drifts by tens of percent
     within minutes, and the peak read 88-176 GFLOP/s over three sessions on our 2 cores; a step
     and a peak timed minutes apart can differ by that much);
   - memory the training step's executable needs (XLA's memory analysis: arguments, outputs and
@@ -39,8 +40,8 @@ import numpy as np
 from vae_jax import config_files, evaluate, parallel, reference_step, train
 from vae_jax.data import batching
 from vae_jax.flows import realnvp
-from vae_jax.nets import dropout
 from vae_jax.metric_writer import write_json_atomically, write_text_atomically
+from vae_jax.nets import dropout
 
 # family -> (xu2020 architecture token, dataset token, K of its RealNVP prior)
 FAMILIES = {"DenseVAE": ("dense", "mnist", 20), "ConvVAE": ("conv", "mnist", 20),
@@ -87,7 +88,7 @@ def alternating_rounds(call, peak, rounds: int, seconds: float) -> list:
 
 def fraction_of_peak(flops_per_call: float, measured) -> float:
   """The median over rounds of each round's FLOP/s over that round's own peak."""
-  return float(np.median([flops_per_call / seconds / peak for peak, seconds in measured]))
+  return float(np.median([flops_per_call / call_time / peak for peak, call_time in measured]))
 
 
 def _timed(call, seconds: float, min_calls: int = 3):
@@ -164,7 +165,7 @@ def benchmark_cell(cell: str, seconds: float, is_images: int, is_samples: int,
   jax.block_until_ready(train_call())
   first_call_seconds = time.perf_counter() - start
   measured = alternating_rounds(train_call, peak, rounds, seconds)
-  call_seconds = float(np.median([seconds for _, seconds in measured]))
+  call_seconds = float(np.median([call_time for _, call_time in measured]))
   steps_per_second = steps_per_call / call_seconds
   compile_seconds = first_call_seconds - call_seconds
 
@@ -189,9 +190,9 @@ def benchmark_cell(cell: str, seconds: float, is_images: int, is_samples: int,
       "flops_per_step": flops_per_step,
       "achieved_flops_per_second": flops_per_step * steps_per_second,
       "fraction_of_matmul_peak": fraction_of_peak(flops_per_step * steps_per_call, measured),
-      "peak_flops_per_second": float(np.median([peak for peak, _ in measured])),
-      "rounds": [{"peak_flops_per_second": peak, "seconds_per_call": seconds}
-                 for peak, seconds in measured],
+      "peak_flops_per_second": float(np.median([flops for flops, _ in measured])),
+      "rounds": [{"peak_flops_per_second": flops, "seconds_per_call": call_time}
+                 for flops, call_time in measured],
       "train_step_memory_bytes": _executable_bytes(one_step),
       "train_step_kernels": entry_instructions(one_step),
       "device_peak_bytes_in_use": stats.get("peak_bytes_in_use"),
