@@ -14,9 +14,9 @@ standard and the RealNVP prior, at the paper's batch size, it measures:
     which it counts as FLOPs), and the achieved FLOP/s as a fraction of the peak of a large
     float32 matmul, timed in alternating rounds: each round measures the peak and then the
     training call, the round's fraction is their ratio, and the row reports the median over
-    rounds (on a shared machine the speed drifts by tens of percent
-    within minutes, and the peak read 88-176 GFLOP/s over three sessions on our 2 cores; a step
-    and a peak timed minutes apart can differ by that much);
+    rounds (on a shared machine the speed drifts by tens of percent within minutes, and the
+    peak read 88-176 GFLOP/s over three sessions on our 2 cores; a step and a peak timed
+    minutes apart can differ by that much);
   - memory the training step's executable needs (XLA's memory analysis: arguments, outputs and
     temporaries), and the device's peak in use where the runtime reports it (GPU/TPU);
   - the forward rate (one-sample log weights at the training batch, images/s) and importance

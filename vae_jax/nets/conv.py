@@ -64,10 +64,10 @@ lecun_normal = drawn_as_matrix(nn.initializers.lecun_normal())  # nn.Conv's defa
 # --width=0.25; results/README.md, issue #17). Those were measured while convolutions ran in
 # YNNPACK; in XLA's own kernels (vae_jax/__init__.py) the chunks change the MNIST PixelVAE's,
 # ConvVAE's and B.5's steps by 0-2% (results/issue17/chunks_xla_convolutions.txt), and they stay
-# for the jaxlibs on which YNNPACK still takes the convolutions. So on a single CPU device, layers whose input images hold at least _CHUNKED_MIN_ELEMENTS
-# numbers take their kernel gradient in chunks of _CHUNK_IMAGES images (an unrolled loop: XLA:CPU
-# runs convolutions inside device loops far slower). Elsewhere the layers are plain lax
-# convolutions.
+# for the jaxlibs on which YNNPACK still takes the convolutions. So on a single CPU device,
+# layers whose input images hold at least _CHUNKED_MIN_ELEMENTS numbers take their kernel
+# gradient in chunks of _CHUNK_IMAGES images (an unrolled loop: XLA:CPU runs convolutions inside
+# device loops far slower). Elsewhere the layers are plain lax convolutions.
 _CHUNK_IMAGES = 16
 _CHUNKED_MIN_ELEMENTS = 20_000
 
